@@ -1,0 +1,75 @@
+"""Where groups run: in this process, or in worker processes (one torch thread each).
+
+The driver alone writes the store: each backend yields finished TrainOutputs, in
+completion order, and the caller commits them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+import torch
+
+from modecov.config import RunConfig
+from modecov.errors import ModecovError
+from modecov.train import TrainOutput, train
+
+log = logging.getLogger(__name__)
+
+MAX_KEPT_DIM = 3
+"""Final samples travel back from workers only for low-dimensional data (for figures)."""
+
+
+def _init_worker() -> None:
+    # Two OpenMP threads beside another busy process collapse on small ops: one each.
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+
+def _run(cfg: RunConfig) -> TrainOutput:
+    out = train(cfg)
+    if out.samples.shape[-1] > MAX_KEPT_DIM:
+        out.samples = out.samples[:, :0]
+    return out
+
+
+def run_local(configs: Sequence[RunConfig], *, workers: int) -> Iterator[TrainOutput]:
+    """Train ``configs`` in ``workers`` processes (in this process when 1).
+
+    Results do not depend on ``workers``: every group runs with one torch thread.
+    """
+    if workers < 1:
+        raise ModecovError(f"--workers must be >= 1, got {workers}")
+    if workers == 1 or len(configs) == 1:
+        threads = torch.get_num_threads()
+        _init_worker_threads_only()
+        try:
+            for cfg in configs:
+                yield _run(cfg)
+        finally:
+            torch.set_num_threads(threads)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        pending = {pool.submit(_run, cfg) for cfg in configs}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        except BrokenProcessPool:
+            raise ModecovError(
+                "a worker process died (out of memory or killed); finished groups are "
+                "stored, re-run the same command to resume"
+            ) from None
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _init_worker_threads_only() -> None:
+    torch.set_num_threads(1)

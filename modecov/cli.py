@@ -1,0 +1,292 @@
+"""The ``modecov`` command: list, run, report, score."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from modecov.errors import ConfigError, ModecovError, unknown
+
+log = logging.getLogger("modecov")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"modecov: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="modecov", description="Benchmark suite for mode collapse in GANs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="datasets, variants, metrics and suites")
+
+    r = sub.add_parser("run", help="train and score a suite or a selection")
+    r.add_argument("--suite", help="a named suite (see `modecov list`)")
+    r.add_argument("--variants", help="comma-separated variant keys")
+    r.add_argument("--datasets", help="comma-separated dataset keys")
+    r.add_argument("--seeds", help="seeds, e.g. 0-9 or 0,3,5")
+    r.add_argument("--steps", help="generator updates")
+    r.add_argument("--batch-size", dest="batch_size", help="batch size B")
+    r.add_argument("--device", help="auto|cpu|cuda (default auto)")
+    r.add_argument("--workers", default="auto", help="worker processes (default: one per core)")
+    r.add_argument("--out", help="results directory (default results/<suite>)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any RunConfig field, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+
+    rep = sub.add_parser("report", help="summary and tables from a results directory")
+    rep.add_argument("dir", help="results directory holding runs.csv")
+
+    s = sub.add_parser("score", help="score samples from any generator")
+    s.add_argument("file", help=".npy, .npz or .csv holding (N, D) or (S, N, D) samples")
+    s.add_argument("--dataset", required=True, help="dataset key whose modes define the scores")
+    s.add_argument("--metrics", help="comma-separated metric names (default: all)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _int_arg(name: str, text: str, low: int = 0) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"--{name}: expected an integer, got {text!r}") from None
+    if value < low:
+        raise ConfigError(f"--{name}: must be >= {low}, got {value}")
+    return value
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from modecov.config import SUITES, suite
+    from modecov.data import DATASETS
+    from modecov.metrics import METRICS
+    from modecov.variants import REFERENCES, VARIANTS
+
+    print("datasets:")
+    for d in DATASETS.values():
+        print(f"  {d.name:<20} {d.label} (D={d.dim}, K={d.n_modes})")
+    print("variants:")
+    for v in VARIANTS.values():
+        print(f"  {v.name:<20} {v.label} [{v.reference}]")
+    print("references:")
+    for v in REFERENCES.values():
+        print(f"  {v.name:<20} {v.label}")
+    print("metrics:")
+    for m in METRICS.values():
+        outs = ", ".join(f"{k} {'↑' if up else '↓'}" for k, up in m.outputs.items())
+        print(f"  {m.name:<20} {outs}")
+    print("suites:")
+    for name in SUITES:
+        cfgs = suite(name)
+        seeds = max(len(c.seeds) for c in cfgs)
+        print(f"  {name:<20} {len(cfgs)} groups, {seeds} seeds, {cfgs[0].steps} steps")
+    return 0
+
+
+def _configs(args: argparse.Namespace):
+    from modecov.config import grid_configs, parse_seeds, parse_value, suite
+    from modecov.data import DATASETS
+    from modecov.variants import REFERENCES, VARIANTS
+
+    overrides: dict = {}
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(key.strip(), value.strip())
+    if args.seeds is not None:
+        overrides["seeds"] = parse_seeds(args.seeds)
+    if args.steps is not None:
+        overrides["steps"] = _int_arg("steps", args.steps)
+    if args.batch_size is not None:
+        overrides["batch_size"] = _int_arg("batch-size", args.batch_size, 1)
+    if args.device is not None:
+        overrides["device"] = args.device
+    variants = _split(args.variants) if args.variants else None
+    datasets = _split(args.datasets) if args.datasets else None
+    for v in variants or ():
+        if v not in VARIANTS and v not in REFERENCES:
+            raise unknown("variant", v, [*VARIANTS, *REFERENCES])
+    for d in datasets or ():
+        if d not in DATASETS:
+            raise unknown("dataset", d, DATASETS)
+    if args.suite:
+        configs = suite(args.suite)
+        if variants:
+            configs = tuple(c for c in configs if c.variant in variants or c.is_reference)
+        if datasets:
+            configs = tuple(c for c in configs if c.dataset in datasets)
+        configs = tuple(dataclasses.replace(c, **overrides) for c in configs)
+        name = args.suite
+    else:
+        if not variants or not datasets:
+            raise ConfigError("give --suite NAME, or both --variants and --datasets")
+        configs = grid_configs(variants=variants, datasets=datasets, **overrides)
+        name = "custom"
+    if not configs:
+        raise ConfigError("the selection is empty: no group matches --variants/--datasets")
+    return name, configs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from modecov.backends import run_local
+    from modecov.config import RunConfig
+    from modecov.device import device_name, resolve
+    from modecov.store import Store, git_commit, machine
+
+    name, configs = _configs(args)
+    if args.workers == "auto":
+        workers = os.cpu_count() or 1
+    else:
+        workers = _int_arg("workers", args.workers, 1)
+    out_dir = Path(args.out or f"results/{name}")
+    with Store(out_dir) as store:
+        for cfg in configs:
+            store.check(cfg)
+        done = store.done()
+        todo: list[RunConfig] = []
+        for cfg in configs:
+            missing = tuple(s for s in cfg.seeds if (cfg.config_id, s) not in done)
+            if missing:
+                todo.append(dataclasses.replace(cfg, seeds=missing))
+        skipped = len(configs) - len(todo)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        device = resolve(configs[0].device)
+        store.write_manifest(
+            suite=name,
+            started_at=started,
+            device_name=device_name(device),
+            sample_counts={"n_eval": sorted({c.n_eval for c in configs}),
+                           "n_eval_large": sorted({c.n_eval_large for c in configs})},
+            **machine(),
+        )  # fmt: skip
+        if not args.quiet:
+            print(f"modecov: {len(todo)} groups to run, {skipped} already stored, "
+                  f"{workers} workers -> {out_dir}", file=sys.stderr)  # fmt: skip
+        commit = git_commit()
+        t0 = time.perf_counter()
+        todo.sort(key=lambda c: -(c.steps * len(c.seeds)))  # longest first balances workers
+        for i, out in enumerate(run_local(todo, workers=workers), 1):
+            store.commit(out, commit=commit)
+            if not args.quiet:
+                c = out.config
+                print(f"[{i}/{len(todo)}] {c.variant} on {c.dataset}, seeds "
+                      f"{','.join(map(str, c.seeds))}: {out.wall_time:.1f}s "
+                      f"({time.perf_counter() - t0:.0f}s elapsed)", file=sys.stderr)  # fmt: skip
+        store.write_manifest(finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modecov import report
+
+    for path in report.build(args.dir):
+        print(path)
+    return 0
+
+
+def load_samples(path: str, dim: int | None = None, *, what: str = "samples"):
+    """Read (N, D) or (S, N, D) samples from .npy, .npz or .csv, checking what users get wrong."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.exists():
+        raise ModecovError(f"{what} file {path} does not exist")
+    try:
+        if p.suffix == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if not z.files:
+                    raise ModecovError(f"{path} holds no array")
+                arr = z[z.files[0]]
+        elif p.suffix == ".csv":
+            arr = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
+        else:
+            raise ModecovError(f"{path}: unsupported format {p.suffix or '(none)'}; use .npy, .npz or .csv")
+    except ModecovError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise ModecovError(f"{path} is not a readable array file ({str(exc).splitlines()[0]})") from None
+    if not np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_:
+        raise ModecovError(f"{path} holds {arr.dtype} values, not numbers")
+    if arr.ndim not in (2, 3):
+        raise ModecovError(f"{path} has shape {arr.shape}; expected (N, D) or (S, N, D)")
+    if arr.shape[-2] == 0:
+        raise ModecovError(f"{path} has no samples (shape {arr.shape})")
+    if dim is not None and arr.shape[-1] != dim:
+        raise ModecovError(f"{path} has dimension {arr.shape[-1]} but the dataset has D={dim}")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise ModecovError(f"{path} holds {bad} NaN or infinite values")
+    return arr.astype(np.float64) if arr.ndim == 3 else arr[None].astype(np.float64)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from modecov import metrics
+    from modecov.data import DATASETS
+
+    if args.dataset not in DATASETS:
+        raise unknown("dataset", args.dataset, DATASETS)
+    data = DATASETS[args.dataset]
+    names = None
+    if args.metrics:
+        names = _split(args.metrics)
+        for n in names:
+            if n not in metrics.METRICS and n not in metrics.DIRECTIONS:
+                raise unknown("metric", n, [*metrics.METRICS, *metrics.DIRECTIONS])
+    fake = torch.from_numpy(load_samples(args.file, data.dim))
+    if fake.shape[1] < 2:
+        raise ModecovError(f"{args.file} has {fake.shape[1]} sample; give at least 2")
+    real = data.sample(max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64)
+    chosen = None if names is None else [n for n in names if n in metrics.METRICS]
+    scores = metrics.score_samples(fake=fake, real=real, data=data, names=chosen or None)
+    if names is not None:
+        wanted = {o for n in names for o in (metrics.METRICS[n].outputs if n in metrics.METRICS else [n])}
+        scores = {k: v for k, v in scores.items() if k in wanted}
+    result = {k: [float(x) for x in v] for k, v in scores.items()}
+    if args.json:
+        print(json.dumps(result, allow_nan=True))
+    else:
+        for k, vals in result.items():
+            arrow = "↑" if metrics.DIRECTIONS.get(k, True) else "↓"
+            print(f"{k:<22}{arrow} " + "  ".join(f"{v:.6g}" for v in vals))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "score": cmd_score}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``modecov`` console script."""
+    logging.basicConfig(level=logging.WARNING, format="modecov: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ModecovError as exc:
+        print(f"modecov: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("modecov: interrupted; finished groups are stored", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

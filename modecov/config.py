@@ -1,0 +1,217 @@
+"""RunConfig (one training group: a variant, a dataset, hyper-parameters, its seeds) and SUITES."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from types import MappingProxyType
+
+from modecov.data import DATASETS
+from modecov.device import DEVICES
+from modecov.errors import ConfigError, unknown
+from modecov.variants import REFERENCES, VARIANTS
+
+EXECUTION_FIELDS = ("seeds", "device")
+"""Fields that say where and for which seeds a group runs, not what it computes."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunConfig:
+    """Everything that defines a training group; validated on construction."""
+
+    dataset: str
+    """Key in DATASETS."""
+    variant: str
+    """Key in VARIANTS (or REFERENCES for the calibration samplers)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds trained together in one vectorised group; not part of config_id."""
+    steps: int = 5_000
+    """Generator updates."""
+    batch_size: int = 256
+    """B, samples per batch (real and generated)."""
+    z_dim: int = 2
+    """Z, latent dimension; z ~ N(0, I)."""
+    hidden: int = 128
+    """Width of every hidden layer of G and D."""
+    depth: int = 3
+    """Hidden layers of G and D."""
+    lr: float | None = None
+    """Learning rate of every network; None = the variant's default."""
+    beta1: float | None = None
+    """Adam beta1; None = the variant's default."""
+    beta2: float | None = None
+    """Adam beta2; None = the variant's default."""
+    eval_every: int = 500
+    """Generator updates between trajectory snapshots."""
+    n_eval: int = 2_500
+    """Samples scored per snapshot and for the final mode metrics (VEEGAN/PacGAN count)."""
+    n_eval_large: int = 25_000
+    """Samples for the distribution-level metrics at the end."""
+    eval_seed: int = 2_024
+    """Seed of the fixed evaluation noise, shared by every seed of a group."""
+    dtype: str = "float32"
+    """Training precision: float32 or float64."""
+    device: str = "auto"
+    """auto|cpu|cuda; not part of config_id (recorded as provenance)."""
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise unknown("dataset", self.dataset, DATASETS)
+        if self.variant not in VARIANTS and self.variant not in REFERENCES:
+            raise unknown("variant", self.variant, [*VARIANTS, *REFERENCES])
+        if not self.seeds:
+            raise ConfigError("seeds: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds: duplicates in {list(self.seeds)}")
+        for s in self.seeds:
+            _check_int("seed", s, 0, 2**31 - 1)
+        _check_int("steps", self.steps, 0, 10**8)
+        _check_int("batch_size", self.batch_size, 1, 2**20)
+        _check_int("z_dim", self.z_dim, 1, 4096)
+        _check_int("hidden", self.hidden, 1, 65536)
+        _check_int("depth", self.depth, 0, 64)
+        _check_int("eval_every", self.eval_every, 1, 10**8)
+        _check_int("n_eval", self.n_eval, 10, 10**7)
+        _check_int("n_eval_large", self.n_eval_large, 10, 10**7)
+        _check_int("eval_seed", self.eval_seed, 0, 2**31 - 1)
+        if self.lr is not None and not 0.0 < self.lr <= 1.0:
+            raise ConfigError(f"lr must be in (0, 1], got {self.lr}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.device not in DEVICES:
+            raise unknown("device", self.device, DEVICES)
+        pack = self.spec.pack
+        if self.batch_size % pack:
+            raise ConfigError(f"batch_size {self.batch_size} must be a multiple of pack {pack}")
+
+    @property
+    def spec(self):
+        """The Variant (or reference sampler) this config trains."""
+        return VARIANTS.get(self.variant) or REFERENCES[self.variant]
+
+    @property
+    def is_reference(self) -> bool:
+        """True for the calibration samplers, which are scored but not trained."""
+        return self.variant in REFERENCES
+
+    def canonical(self) -> dict:
+        """The fields that define the computation (everything but seeds and device)."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in EXECUTION_FIELDS
+        }
+
+    @property
+    def config_id(self) -> str:
+        """Short hash of the canonical config: the same for every seed of a group."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+FIELD_TYPES: Mapping[str, type] = MappingProxyType(
+    {f.name: f.type for f in fields(RunConfig)}
+)
+
+
+def parse_value(name: str, text: str):
+    """Parse ``--set name=text`` into the type of RunConfig field ``name``."""
+    if name not in FIELD_TYPES:
+        raise unknown("config field", name, [f for f in FIELD_TYPES if f != "seeds"])
+    kind = FIELD_TYPES[name]
+    if name == "seeds":
+        return parse_seeds(text)
+    try:
+        if kind == "int":
+            return int(text.replace("_", ""))
+        if kind == "float | None":
+            return None if text.lower() == "none" else float(text)
+    except ValueError:
+        expected = "an integer" if kind == "int" else "a number or none"
+        raise ConfigError(f"--set {name}: expected {expected}, got {text!r}") from None
+    return text
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """Parse ``0-9``, ``0,3,5`` or a mix (``0-4,8``) into a tuple of seeds."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ConfigError(
+            f"--seeds: cannot read {text!r}; use a range like 0-9 or a list like 0,3,5"
+        ) from None
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds: seeds must be >= 0, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: {text!r} names a seed twice")
+    return tuple(seeds)
+
+
+def grid_configs(
+    *, variants: Sequence[str], datasets: Sequence[str], references: bool = True, **overrides
+) -> tuple[RunConfig, ...]:
+    """One config per (variant, dataset), plus the reference samplers per dataset."""
+    names = [*variants, *(REFERENCES if references else ())]
+    return tuple(
+        RunConfig(dataset=d, variant=v, **overrides) for d in datasets for v in names
+    )
+
+
+TOY_CORE = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
+TOY_ALL = (*TOY_CORE, "grid25_imbalanced", "spiral", "gauss1200")
+
+_SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
+    "smoke": lambda: grid_configs(
+        variants=("gan", "nsgan"), datasets=("ring8",), seeds=(0, 1), steps=20,
+        eval_every=10, n_eval=500, n_eval_large=1000, batch_size=64, hidden=32,
+    ),
+    "quick": lambda: grid_configs(
+        variants=tuple(VARIANTS), datasets=TOY_CORE, seeds=tuple(range(3)), steps=2_000,
+    ),
+    "default": lambda: grid_configs(
+        variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(5)), steps=5_000,
+    ),
+    "paper": lambda: grid_configs(
+        variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(10)), steps=25_000,
+    ),
+}  # fmt: skip
+
+SUITES: Mapping[str, Callable[[], tuple[RunConfig, ...]]] = MappingProxyType(_SUITES)
+"""Suite name -> a function building its configs (built lazily: suites are cheap data)."""
+
+
+def suite(name: str) -> tuple[RunConfig, ...]:
+    """The configs of suite ``name``."""
+    if name not in SUITES:
+        raise unknown("suite", name, SUITES)
+    return SUITES[name]()
+
+
+def with_overrides(cfg: RunConfig, **changes) -> RunConfig:
+    """``dataclasses.replace`` that keeps the validation errors as ConfigError."""
+    try:
+        return replace(cfg, **changes)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+

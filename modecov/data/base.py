@@ -1,0 +1,238 @@
+"""The Dataset interface: sampling with an explicit generator and one definition of modes."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+from scipy.stats import chi2
+from torch import Tensor
+
+HQ_MASS = float(chi2.cdf(9.0, 2))
+"""Share of true samples inside the high-quality radius: P(chi2_2 <= 9) = 1 - exp(-4.5)."""
+
+CHUNK = 2048
+"""Rows of samples scored at once; results do not depend on it."""
+
+
+def hq_radius2(dim: int) -> float:
+    """Squared Mahalanobis radius holding ``HQ_MASS`` of a D-dim standard Gaussian."""
+    return float(chi2.ppf(HQ_MASS, dim))
+
+
+class Dataset(ABC):
+    """A distribution with known modes.
+
+    Attributes:
+        name: registry key (a CSV value; never changes).
+        label: display name for tables.
+        reference: where the setting comes from.
+        dim: D, the data dimension.
+        centers: (K, D) float64 mode centres.
+        weights: (K,) float64 true mode weights, summing to 1.
+        expected_hq: share of the dataset's own samples that are high quality.
+    """
+
+    name: str
+    label: str
+    reference: str
+    dim: int
+    centers: Tensor
+    weights: Tensor
+    expected_hq: float = HQ_MASS
+
+    @property
+    def n_modes(self) -> int:
+        """K, the number of modes."""
+        return int(self.weights.shape[0])
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
+        """Draw (N, D) samples from the true distribution with ``generator``."""
+
+    @abstractmethod
+    def sample_mode(
+        self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
+    ) -> Tensor:
+        """Draw (N, D) samples from mode ``k`` alone."""
+
+    @abstractmethod
+    def assign(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Nearest mode and high-quality flag.
+
+        Args:
+            x: (..., N, D) samples.
+
+        Returns:
+            (..., N) long mode indices and (..., N) bool high-quality flags.
+        """
+
+    @abstractmethod
+    def posterior(self, x: Tensor) -> Tensor:
+        """p(k | x), the exact (or defined) mode posterior, (..., N, K) float64."""
+
+    def bounds(self) -> tuple[float, float]:
+        """A square box that holds the data with a margin, for plots and uniform noise."""
+        extent = float(self.centers.abs().max()) * 1.25 + 0.5
+        return -extent, extent
+
+
+def _chunked(x: Tensor, fn) -> list:
+    """Apply ``fn`` to row chunks of a flattened (M, D) tensor."""
+    return [fn(x[i : i + CHUNK]) for i in range(0, x.shape[0], CHUNK)]
+
+
+class GaussianMixture(Dataset):
+    """Gaussians sharing one diagonal scale ``std`` (D,), with centres and weights."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        label: str,
+        reference: str,
+        centers: Tensor,
+        weights: Tensor,
+        std: Tensor,
+    ) -> None:
+        self.name, self.label, self.reference = name, label, reference
+        self.centers = centers.to(torch.float64)
+        self.weights = (weights / weights.sum()).to(torch.float64)
+        self.std = std.to(torch.float64).expand(self.centers.shape[1]).clone()
+        self.dim = int(self.centers.shape[1])
+        self.radius2 = hq_radius2(self.dim)
+        self._scaled_centers = self.centers / self.std
+
+    def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return (self.centers[idx] + noise * self.std).to(dtype)
+
+    def sample_mode(
+        self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
+    ) -> Tensor:
+        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return (self.centers[k] + noise * self.std).to(dtype)
+
+    def _dist2(self, x: Tensor) -> Tensor:
+        """(..., N, K) squared Mahalanobis distances to every centre, in float64."""
+        flat = x.reshape(-1, self.dim).to(torch.float64)
+        centers = self._scaled_centers.to(flat.device)
+        std = self.std.to(flat.device)
+
+        def block(rows: Tensor) -> Tensor:
+            diff = rows[:, None, :] / std - centers[None]
+            return diff.square().sum(-1)
+
+        d2 = torch.cat(_chunked(flat, block)) if flat.shape[0] else flat.new_zeros(0, len(centers))
+        return d2.reshape(*x.shape[:-1], self.n_modes)
+
+    def assign(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        d2, idx = self._dist2(x).min(-1)
+        return idx, d2 <= self.radius2
+
+    def posterior(self, x: Tensor) -> Tensor:
+        logw = self.weights.to(x.device).log()
+        return torch.softmax(logw - 0.5 * self._dist2(x), dim=-1)
+
+
+class Spiral(Dataset):
+    """A band of half-width ``half_width`` around an Archimedean spiral.
+
+    The latent u in [-1, 1] sets the position along the spiral (radius r0 -> r1 over
+    ``turns`` turns), v in [-1, 1] the offset along the curve's normal. Modes are
+    ``n_segments`` stretches of equal mass in u; a sample is high quality when its distance
+    to the curve is at most ``half_width * (1 + tolerance)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        label: str,
+        reference: str,
+        turns: float = 2.0,
+        r0: float = 0.25,
+        r1: float = 2.0,
+        half_width: float = 0.1,
+        n_segments: int = 16,
+        tolerance: float = 0.1,
+        resolution: int = 16384,
+    ) -> None:
+        self.name, self.label, self.reference = name, label, reference
+        self.turns, self.r0, self.r1 = turns, r0, r1
+        self.half_width, self.n_segments = half_width, n_segments
+        self.max_dist = half_width * (1.0 + tolerance)
+        self.dim = 2
+        self.expected_hq = 1.0
+        self.weights = torch.full((n_segments,), 1.0 / n_segments, dtype=torch.float64)
+        mids = -1.0 + (2.0 * torch.arange(n_segments, dtype=torch.float64) + 1.0) / n_segments
+        self.centers = self.curve(mids)
+        self._u = torch.linspace(-1.0, 1.0, resolution, dtype=torch.float64)
+        self._curve = self.curve(self._u)
+
+    def curve(self, u: Tensor) -> Tensor:
+        """(N, 2) points on the spiral at positions u in [-1, 1]."""
+        t = (u + 1.0) / 2.0
+        theta = 2.0 * math.pi * self.turns * t
+        r = self.r0 + (self.r1 - self.r0) * t
+        return torch.stack((r * torch.cos(theta), r * torch.sin(theta)), -1)
+
+    def normal(self, u: Tensor) -> Tensor:
+        """(N, 2) unit normals of the spiral at positions u."""
+        t = (u + 1.0) / 2.0
+        theta = 2.0 * math.pi * self.turns * t
+        r = self.r0 + (self.r1 - self.r0) * t
+        dr, dtheta = self.r1 - self.r0, 2.0 * math.pi * self.turns
+        tangent = torch.stack(
+            (
+                dr * torch.cos(theta) - r * dtheta * torch.sin(theta),
+                dr * torch.sin(theta) + r * dtheta * torch.cos(theta),
+            ),
+            -1,
+        )
+        tangent = tangent / tangent.norm(dim=-1, keepdim=True)
+        return torch.stack((-tangent[:, 1], tangent[:, 0]), -1)
+
+    def _from_latent(self, u: Tensor, v: Tensor, dtype) -> Tensor:
+        return (self.curve(u) + (v * self.half_width)[:, None] * self.normal(u)).to(dtype)
+
+    def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
+        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64) * 2.0 - 1.0
+        return self._from_latent(uv[:, 0], uv[:, 1], dtype)
+
+    def sample_mode(
+        self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
+    ) -> Tensor:
+        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        u = -1.0 + (2.0 * (k + uv[:, 0])) / self.n_segments
+        return self._from_latent(u, uv[:, 1] * 2.0 - 1.0, dtype)
+
+    def _nearest(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(..., N) position u of the nearest curve point and the distance to it."""
+        flat = x.reshape(-1, 2).to(torch.float64)
+        curve, grid = self._curve.to(flat.device), self._u.to(flat.device)
+
+        def block(rows: Tensor) -> tuple[Tensor, Tensor]:
+            d = torch.cdist(rows, curve, compute_mode="donot_use_mm_for_euclid_dist")
+            dist, j = d.min(-1)
+            return grid[j], dist
+
+        parts = _chunked(flat, block)
+        if not parts:
+            empty = flat.new_zeros(0)
+            return empty.reshape(x.shape[:-1]), empty.reshape(x.shape[:-1])
+        u = torch.cat([p[0] for p in parts]).reshape(x.shape[:-1])
+        dist = torch.cat([p[1] for p in parts]).reshape(x.shape[:-1])
+        return u, dist
+
+    def assign(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        u, dist = self._nearest(x)
+        seg = ((u + 1.0) / 2.0 * self.n_segments).floor().long().clamp(0, self.n_segments - 1)
+        return seg, dist <= self.max_dist
+
+    def posterior(self, x: Tensor) -> Tensor:
+        # The band has no density-based posterior; a sample belongs to its segment.
+        seg, _ = self.assign(x)
+        return torch.nn.functional.one_hot(seg, self.n_segments).to(torch.float64)

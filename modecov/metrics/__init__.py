@@ -1,0 +1,198 @@
+"""The METRICS registry: every metric as a MetricSpec (its function and the direction of each
+output), and the helpers that run them on samples or on training trajectories."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from torch import Tensor
+
+from modecov.data import Dataset
+from modecov.errors import ConfigError, unknown
+from modecov.metrics.dynamics import dominant_switches, hop_tv, modes_lost, steps_to_all_modes
+from modecov.metrics.frechet import frechet
+from modecov.metrics.inception import inception
+from modecov.metrics.modes import mode_counts, modes
+
+KINDS = ("samples", "trajectory")
+"""What a metric scores: one set of samples per seed, or per-snapshot HQ mode counts."""
+
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MetricSpec:
+    """A metric: a pure function and the direction of each number it returns."""
+
+    name: str
+    """Registry key, snake_case (a CSV value; never changes)."""
+    label: str
+    """Display name for tables."""
+    reference: str
+    """BibTeX key(s) or paper that defines the metric."""
+    fn: Callable[..., dict[str, Tensor]]
+    """``fn(*, fake, real, data)`` (samples) or ``fn(*, steps, counts, data)`` (trajectory),
+    returning one (S,) float64 tensor per output key."""
+    outputs: Mapping[str, bool]
+    """Output key -> True when higher is better; the only place directions are declared."""
+    kind: Literal["samples", "trajectory"]
+    """``samples``: scores (S, N, D) samples; ``trajectory``: scores (T, S, K) counts."""
+
+    def __post_init__(self) -> None:
+        if not _SNAKE.fullmatch(self.name):
+            raise ValueError(f"metric name {self.name!r} is not snake_case")
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name!r}: kind must be one of {KINDS}")
+        if not self.outputs:
+            raise ValueError(f"metric {self.name!r} declares no outputs")
+        for key, higher in self.outputs.items():
+            if not _SNAKE.fullmatch(key) or not isinstance(higher, bool):
+                raise ValueError(
+                    f"metric {self.name!r}: output {key!r} needs a snake_case key and a "
+                    f"bool direction, got {higher!r}"
+                )
+        object.__setattr__(self, "outputs", MappingProxyType(dict(self.outputs)))
+
+
+METRICS: Mapping[str, MetricSpec] = MappingProxyType(
+    {
+        m.name: m
+        for m in (
+            MetricSpec(
+                name="modes", label="Mode coverage", kind="samples", fn=modes,
+                reference="srivastava2017veegan,lin2018pacgan",
+                outputs={
+                    "modes_covered": True, "modes_covered_frac": True, "modes_balanced": True,
+                    "hq_fraction": True, "kl_gen_true": False, "kl_true_gen": False,
+                    "mode_jsd": False,
+                },
+            ),
+            MetricSpec(
+                name="inception", label="Inception score", kind="samples", fn=inception,
+                reference="salimans2016improved,che2017mode",
+                outputs={"inception_score": True, "inception_score_norm": True, "mode_score": True},
+            ),
+            MetricSpec(
+                name="frechet", label="Fréchet distance", kind="samples", fn=frechet,
+                reference="heusel2017gans", outputs={"frechet_distance": False},
+            ),
+            MetricSpec(
+                name="hop_tv", label="Mode hopping (TV)", kind="trajectory", fn=hop_tv,
+                reference="modecov", outputs={"hop_tv": False},
+            ),
+            MetricSpec(
+                name="dominant_switches", label="Dominant-mode switches", kind="trajectory",
+                fn=dominant_switches, reference="modecov", outputs={"dominant_switches": False},
+            ),
+            MetricSpec(
+                name="modes_lost", label="Modes lost", kind="trajectory", fn=modes_lost,
+                reference="modecov", outputs={"modes_lost": False},
+            ),
+            MetricSpec(
+                name="steps_to_all_modes", label="Steps to all modes", kind="trajectory",
+                fn=steps_to_all_modes, reference="modecov", outputs={"steps_to_all_modes": False},
+            ),
+        )
+    }
+)  # fmt: skip
+
+
+def _directions(metrics: Mapping[str, MetricSpec]) -> Mapping[str, bool]:
+    """Every output key -> higher is better; an output key declared twice is an error."""
+    directions: dict[str, bool] = {}
+    for spec in metrics.values():
+        for key, higher in spec.outputs.items():
+            if key in directions:
+                raise ValueError(f"output {key!r} of metric {spec.name!r} is declared twice")
+            directions[key] = higher
+    return MappingProxyType(directions)
+
+
+DIRECTIONS: Mapping[str, bool] = _directions(METRICS)
+"""Every output key of every metric -> True when higher is better (read by the report)."""
+
+
+def _select(names: Iterable[str] | None, kind: str) -> list[MetricSpec]:
+    """The specs of ``kind`` named in ``names`` (all of them when None), in order."""
+    of_kind = [spec.name for spec in METRICS.values() if spec.kind == kind]
+    if names is None:
+        return [METRICS[name] for name in of_kind]
+    if isinstance(names, str):
+        raise ConfigError(f"names must be a list of {kind} metric names, not the string {names!r}")
+    selected = list(dict.fromkeys(names))
+    for name in selected:
+        if name not in of_kind:
+            raise unknown(f"{kind} metric", name, of_kind)
+    return [METRICS[name] for name in selected]
+
+
+def _run(spec: MetricSpec, **kwargs) -> dict[str, Tensor]:
+    """Call a metric and check that it returned exactly its declared outputs."""
+    result = spec.fn(**kwargs)
+    if set(result) != set(spec.outputs):
+        raise RuntimeError(
+            f"metric {spec.name!r} returned {sorted(result)}, declared {sorted(spec.outputs)}"
+        )
+    return result
+
+
+def score_samples(
+    *, fake: Tensor, real: Tensor, data: Dataset, names: Iterable[str] | None = None
+) -> dict[str, Tensor]:
+    """Run the samples metrics on generated samples.
+
+    Args:
+        fake: (S, N, D) generated samples, one set per seed.
+        real: (N', D) real samples, shared by all seeds.
+        data: the dataset that defines the modes.
+        names: keys of ``kind == "samples"`` metrics to run; all of them when None.
+
+    Returns:
+        Every output key of the chosen metrics -> (S,) float64 tensor.
+
+    Raises:
+        ConfigError: a name is not a samples metric.
+    """
+    out: dict[str, Tensor] = {}
+    for spec in _select(names, "samples"):
+        out.update(_run(spec, fake=fake, real=real, data=data))
+    return out
+
+
+def score_trajectory(
+    *, steps: Tensor, counts: Tensor, data: Dataset, names: Iterable[str] | None = None
+) -> dict[str, Tensor]:
+    """Run the trajectory metrics on the HQ mode counts recorded during training.
+
+    Args:
+        steps: (T,) training step of each snapshot.
+        counts: (T, S, K) HQ samples per mode, per snapshot and seed (``mode_counts`` at
+            each snapshot, stacked).
+        data: the dataset whose K modes the counts are over.
+        names: keys of ``kind == "trajectory"`` metrics to run; all of them when None.
+
+    Returns:
+        Every output key of the chosen metrics -> (S,) float64 tensor.
+
+    Raises:
+        ConfigError: a name is not a trajectory metric.
+    """
+    out: dict[str, Tensor] = {}
+    for spec in _select(names, "trajectory"):
+        out.update(_run(spec, steps=steps, counts=counts, data=data))
+    return out
+
+
+__all__ = [
+    "DIRECTIONS",
+    "KINDS",
+    "METRICS",
+    "MetricSpec",
+    "mode_counts",
+    "score_samples",
+    "score_trajectory",
+]

@@ -1,0 +1,255 @@
+"""The results store: the only writer of results/<suite>/ (runs, trajectory, manifest).
+
+A group's rows are committed only when the group finishes: each file is rewritten to a
+temporary file, fsynced and renamed over the old one, so a run killed at any moment
+leaves complete rows only. ``runs.csv`` is the commit record: the trajectory is written
+first, and trajectory rows whose (config_id, seed) has no run row are dropped on the
+next commit and by readers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import modecov
+from modecov.config import RunConfig
+from modecov.errors import StoreError
+from modecov.train import TrainOutput
+
+RUNS = "runs.csv"
+TRAJECTORY = "trajectory.csv"
+MANIFEST = "manifest.json"
+KEY = ["config_id", "seed"]
+TRAJECTORY_COLUMNS = ["config_id", "seed", "step", "metric", "value"]
+RUN_INFO = ["status", "diverged_step", "wall_time", "group_size", "device"]
+PROVENANCE = ["modecov_version", "torch_version", "git_commit", "finished_at"]
+
+
+def git_commit() -> str:
+    """The commit of the modecov checkout, with ``+dirty`` when it has local changes."""
+    here = Path(modecov.__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            cwd=here, capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    """Read a store CSV, refusing one that is unreadable or lacks the key columns."""
+    if not path.exists():
+        return pd.DataFrame(columns=required)
+    try:
+        df = pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"{path} is not a readable modecov CSV ({first}); "
+                         "move it aside or restore it") from None  # fmt: skip
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise StoreError(f"{path} lacks the columns {', '.join(missing)}; it was not "
+                         "written by modecov or was edited by hand")  # fmt: skip
+    return df
+
+
+def _same(stored, new) -> bool:
+    """Compare a CSV cell with a config value (None is stored as an empty cell)."""
+    if new is None:
+        return stored is None or (isinstance(stored, float) and math.isnan(stored))
+    if isinstance(new, (int, float)) and not isinstance(new, bool):
+        try:
+            return float(stored) == float(new)
+        except (TypeError, ValueError):
+            return False
+    return str(stored) == str(new)
+
+
+class Store:
+    """One results directory. Use as a context manager: it holds an exclusive lock."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._lock = None
+
+    def __enter__(self) -> Store:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create results directory {self.root}: {exc.strerror}") from None
+        self._lock = open(self.root / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise StoreError(f"{self.root} is in use by another modecov run") from None
+        self.runs()  # refuse a corrupt store before any work
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            self._lock.close()
+
+    def runs(self) -> pd.DataFrame:
+        """The committed run rows."""
+        return _read_csv(self.root / RUNS, KEY + ["dataset", "variant", "status"])
+
+    def trajectory(self) -> pd.DataFrame:
+        """The committed trajectory rows (orphans of uncommitted groups dropped)."""
+        traj = _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+        return _committed(traj, self.runs())
+
+    def done(self) -> set[tuple[str, int]]:
+        """(config_id, seed) pairs already stored."""
+        runs = self.runs()
+        return {(str(c), int(s)) for c, s in zip(runs["config_id"], runs["seed"])}
+
+    def check(self, cfg: RunConfig) -> None:
+        """Refuse a config whose id is stored with a different config."""
+        runs = self.runs()
+        rows = runs[runs["config_id"].astype(str) == cfg.config_id]
+        if rows.empty:
+            return
+        stored = rows.iloc[0]
+        for name, value in cfg.canonical().items():
+            if name not in stored.index or not _same(stored[name], value):
+                got = stored.get(name, "<missing>")
+                raise StoreError(
+                    f"config_id {cfg.config_id} in {self.root / RUNS} was stored with "
+                    f"{name}={got!r} but this run has {name}={value!r}; use another --out"
+                )
+
+    def commit(self, out: TrainOutput, *, commit: str) -> None:
+        """Add one finished group's rows to runs.csv and trajectory.csv atomically."""
+        runs = self.runs()
+        new_runs = pd.DataFrame(_run_rows(out, commit=commit))
+        merged = pd.concat([runs, new_runs], ignore_index=True) if len(runs) else new_runs
+        merged = merged.drop_duplicates(KEY, keep="last").sort_values(KEY, kind="stable")
+        traj = _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+        traj = _committed(traj, runs)
+        new_traj = _trajectory_rows(out)
+        traj = pd.concat([traj, new_traj], ignore_index=True) if len(traj) else new_traj
+        traj = traj.drop_duplicates(KEY + ["step", "metric"], keep="last")
+        traj = traj.sort_values(KEY + ["metric", "step"], kind="stable")
+        # The trajectory goes first: runs.csv is the record that the group is complete.
+        _atomic_write(self.root / TRAJECTORY, traj.to_csv(index=False))
+        _atomic_write(self.root / RUNS, merged[_column_order(merged)].to_csv(index=False))
+
+    def write_manifest(self, **fields) -> None:
+        """Merge ``fields`` into manifest.json (atomically)."""
+        path = self.root / MANIFEST
+        data = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise StoreError(f"{path} is not valid JSON; move it aside or restore it") from None
+        data.update(fields)
+        _atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _committed(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Trajectory rows whose (config_id, seed) has a committed run row."""
+    if traj.empty:
+        return traj
+    keys = pd.MultiIndex.from_frame(runs[KEY].astype({"config_id": str, "seed": int}))
+    mine = pd.MultiIndex.from_frame(traj[KEY].astype({"config_id": str, "seed": int}))
+    return traj[mine.isin(keys)]
+
+
+def _run_rows(out: TrainOutput, *, commit: str) -> list[dict]:
+    cfg = out.config
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rows = []
+    for s, seed in enumerate(cfg.seeds):
+        row = {"config_id": cfg.config_id, "seed": seed, **cfg.canonical()}
+        row.update(
+            status=out.status[s],
+            diverged_step=out.diverged_step[s],
+            wall_time=out.wall_time / len(cfg.seeds),
+            group_size=len(cfg.seeds),
+            device=out.device,
+        )
+        row.update({k: float(v[s]) for k, v in sorted(out.final.items())})
+        row.update(
+            modecov_version=modecov.__version__,
+            torch_version=torch.__version__,
+            git_commit=commit,
+            finished_at=now,
+        )
+        rows.append(row)
+    return rows
+
+
+def _trajectory_rows(out: TrainOutput) -> pd.DataFrame:
+    cfg = out.config
+    frames = []
+    steps = out.steps.tolist()
+    for name, values in sorted(out.trajectory.items()):
+        for s, seed in enumerate(cfg.seeds):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "config_id": cfg.config_id,
+                        "seed": seed,
+                        "step": steps,
+                        "metric": name,
+                        "value": values[:, s].double().numpy(),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _column_order(df: pd.DataFrame) -> list[str]:
+    """Key and config first, metrics in the middle, run info and provenance last."""
+    config = [f for f in RunConfig.__dataclass_fields__ if f not in ("seeds", "device")]
+    head = [c for c in KEY + config if c in df.columns]
+    tail = [c for c in RUN_INFO + PROVENANCE if c in df.columns]
+    middle = sorted(c for c in df.columns if c not in head and c not in tail)
+    return head + middle + tail
+
+
+def machine() -> dict:
+    """Provenance of the machine and software for the manifest."""
+    return {
+        "modecov_version": modecov.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    }

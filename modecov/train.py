@@ -1,0 +1,239 @@
+"""train(cfg) -> TrainOutput: all seeds of one group trained at once, no file I/O.
+
+Every weight has a leading seed axis; the loss is the batch mean summed over seeds and
+no operation mixes seeds, so seed s follows its independent run. Seed s's weights and
+its data and noise stream come from ``torch.Generator().manual_seed(s)`` alone; the
+evaluation noise comes from its own generator (``eval_seed``), shared by all seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from modecov import metrics
+from modecov.config import RunConfig
+from modecov.data import DATASETS, Dataset
+from modecov.device import device_name, resolve
+from modecov.nets import StackedMLP
+from modecov.optim import Adam, RMSprop
+from modecov.variants.base import Variant
+
+log = logging.getLogger(__name__)
+
+TRAJECTORY_METRICS = ("modes",)
+"""Samples metrics scored at every snapshot (cheap: nearest-mode assignment only)."""
+
+
+@dataclass
+class TrainOutput:
+    """What one group's training produced, per seed."""
+
+    config: RunConfig
+    final: dict[str, Tensor]
+    """Final metric name -> (S,) values on the evaluation samples."""
+    steps: Tensor
+    """(T,) snapshot steps."""
+    trajectory: dict[str, Tensor]
+    """Metric name -> (T, S) values at each snapshot."""
+    counts: Tensor
+    """(T, S, K) high-quality samples per mode at each snapshot."""
+    status: list[str]
+    """Per seed: ``ok`` or ``diverged``."""
+    diverged_step: list[int | None]
+    """Per seed: the step at which it was frozen, or None."""
+    samples: Tensor
+    """(S, N, D) final evaluation samples."""
+    wall_time: float
+    device: str
+    losses: dict[str, list[Tensor]] = field(default_factory=dict)
+    """Loss name -> per-snapshot (S,) values, for curves and movies."""
+
+
+class TrainState:
+    """The networks, optimisers and random streams of one group, shared with step functions."""
+
+    def __init__(self, cfg: RunConfig, data: Dataset, variant: Variant, device) -> None:
+        self.cfg, self.data, self.variant, self.device = cfg, data, variant, device
+        self.dtype = getattr(torch, cfg.dtype)
+        self.generators = [torch.Generator().manual_seed(s) for s in cfg.seeds]
+        S = len(cfg.seeds)
+        hidden = [cfg.hidden] * cfg.depth
+        kw = {"dtype": self.dtype, "device": device}
+        self.G = StackedMLP([cfg.z_dim, *hidden, data.dim], self.generators, **kw)
+        self.D = StackedMLP([data.dim * variant.pack, *hidden, 1], self.generators, **kw)
+        self.nets = {"G": self.G, "D": self.D}
+        if variant.extra_nets is not None:
+            self.nets.update(variant.extra_nets(self, self.generators))
+        spec = _optimizer(variant, cfg)
+        self.optims = {name: spec.build(net.params) for name, net in self.nets.items()}
+        self.alive = torch.ones(S, dtype=torch.bool, device=device)
+        self.diverged_step: list[int | None] = [None] * S
+        self.step = 0
+
+    def real(self) -> Tensor:
+        """(S, B, D) real samples, one batch per seed from its own stream."""
+        B = self.cfg.batch_size
+        x = torch.stack([self.data.sample(B, g, dtype=self.dtype) for g in self.generators])
+        return x.to(self.device)
+
+    def noise(self) -> Tensor:
+        """(S, B, Z) latent draws, one batch per seed from its own stream."""
+        shape = (self.cfg.batch_size, self.cfg.z_dim)
+        z = torch.stack([torch.randn(shape, generator=g, dtype=self.dtype) for g in self.generators])
+        return z.to(self.device)
+
+    def critic(self, x: Tensor, params: Tensor | None = None) -> Tensor:
+        """Discriminator logits (S, B / pack, 1) on (S, B, D) samples, packed as the variant asks."""
+        S, B, D = x.shape
+        pack = self.variant.pack
+        return self.D(x.reshape(S, B // pack, pack * D), params)
+
+    def update(self, name: str, loss: Tensor) -> None:
+        """One optimiser step of network ``name`` on the (S,) ``loss``; freezes seeds that go
+        non-finite (loss or gradient), keeping their last finite weights."""
+        net = self.nets[name]
+        grad = net.flat_grad(torch.autograd.grad(loss.sum(), net.leaves))
+        finite = torch.isfinite(loss) & torch.isfinite(grad).all(dim=1)
+        self._freeze(~finite)
+        self.optims[name].step(grad, self.alive)
+
+    def _freeze(self, bad: Tensor) -> None:
+        newly = bad & self.alive
+        if bool(newly.any()):
+            for s in torch.nonzero(newly).flatten().tolist():
+                self.diverged_step[s] = self.step
+                log.warning("seed %d diverged at step %d; frozen", self.cfg.seeds[s], self.step)
+            self.alive &= ~newly
+
+
+def _optimizer(variant: Variant, cfg: RunConfig):
+    """The variant's default optimiser with the config's lr/betas applied over it."""
+    spec = variant.optimizer
+    changes = {}
+    if cfg.lr is not None:
+        changes["lr"] = cfg.lr
+    if isinstance(spec, Adam) and (cfg.beta1 is not None or cfg.beta2 is not None):
+        b1, b2 = spec.betas
+        changes["betas"] = (b1 if cfg.beta1 is None else cfg.beta1, b2 if cfg.beta2 is None else cfg.beta2)
+    elif isinstance(spec, RMSprop) and cfg.beta1 is not None:
+        raise ValueError("beta1 does not apply to RMSprop")
+    return type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, **changes})
+
+
+def standard_step(st: TrainState) -> dict[str, Tensor]:
+    """``n_critic`` discriminator updates, then one generator update on the last fake batch."""
+    v = st.variant
+    for _ in range(v.n_critic):
+        real, z = st.real(), st.noise()
+        fake = st.G(z)
+        loss_d = v.d_loss(real=st.critic(real), fake=st.critic(fake.detach()))
+        if v.penalty is not None:
+            loss_d = loss_d + v.penalty_weight * v.penalty(st, real=real, fake=fake.detach())
+        st.update("D", loss_d)
+        if v.clip is not None:
+            with torch.no_grad():
+                st.D.params.clamp_(-v.clip, v.clip)
+    loss_g = v.g_loss(fake=st.critic(fake))
+    if v.g_regularizer is not None:
+        loss_g = loss_g + v.g_regularizer_weight * v.g_regularizer(st, z=z, fake=fake)
+    st.update("G", loss_g)
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+
+def eval_noise(cfg: RunConfig, n: int, offset: int = 0) -> Tensor:
+    """(N, Z) fixed evaluation noise, seeded apart from training (``offset`` picks the set)."""
+    g = torch.Generator().manual_seed(cfg.eval_seed + offset)
+    return torch.randn(n, cfg.z_dim, generator=g, dtype=getattr(torch, cfg.dtype))
+
+
+def real_reference(cfg: RunConfig, data: Dataset, n: int) -> Tensor:
+    """(N, D) true samples for metrics that compare with real data (seeded by ``eval_seed``)."""
+    return data.sample(n, torch.Generator().manual_seed(cfg.eval_seed + 2), dtype=torch.float64)
+
+
+@torch.no_grad()
+def generate(st: TrainState, z: Tensor) -> Tensor:
+    """(S, N, D) samples of every seed's generator on the shared (N, Z) noise."""
+    S = st.G.n_seeds
+    zs = z.to(st.device)[None].expand(S, -1, -1).contiguous()
+    return st.G(zs)
+
+
+def train(
+    cfg: RunConfig, *, callback: Callable[[TrainState, dict], None] | None = None
+) -> TrainOutput:
+    """Train (or, for reference samplers, sample) every seed of ``cfg`` and score them.
+
+    Args:
+        cfg: the group; its ``seeds`` are trained together.
+        callback: called as ``callback(state, losses)`` after every step (movies, tests).
+
+    Returns:
+        The final scores, the trajectory and the final samples, per seed.
+    """
+    start = time.perf_counter()
+    device = resolve(cfg.device)
+    data = DATASETS[cfg.dataset]
+    variant = cfg.spec
+    S = len(cfg.seeds)
+    real = real_reference(cfg, data, cfg.n_eval)
+
+    if variant.sampler is not None:
+        samples = torch.stack(
+            [variant.sampler(data, cfg.n_eval, torch.Generator().manual_seed(s)) for s in cfg.seeds]
+        ).to(device)
+        steps = torch.tensor([0])
+        counts = metrics.mode_counts(fake=samples, data=data)[None]
+        traj = {k: v[None] for k, v in metrics.score_samples(fake=samples, real=real, data=data, names=TRAJECTORY_METRICS).items()}
+        status, diverged = ["ok"] * S, [None] * S
+        losses: dict[str, list[Tensor]] = {}
+    else:
+        st = TrainState(cfg, data, variant, device)
+        step_fn = variant.step or standard_step
+        z_eval = eval_noise(cfg, cfg.n_eval)
+        snap_steps, snap_counts, snap_scores = [], [], []
+        losses = {}
+
+        def snapshot() -> None:
+            fake = generate(st, z_eval)
+            snap_steps.append(st.step)
+            snap_counts.append(metrics.mode_counts(fake=fake, data=data))
+            snap_scores.append(metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS))
+
+        snapshot()
+        for st.step in range(1, cfg.steps + 1):
+            out = step_fn(st)
+            if callback is not None:
+                callback(st, out)
+            if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
+                snapshot()
+                for k, v in out.items():
+                    losses.setdefault(k, []).append(v.cpu())
+        samples = generate(st, z_eval)
+        steps = torch.tensor(snap_steps)
+        counts = torch.stack(snap_counts)
+        traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}
+        status = ["ok" if bool(a) else "diverged" for a in st.alive.cpu()]
+        diverged = st.diverged_step
+
+    final = metrics.score_samples(fake=samples, real=real, data=data)
+    final.update(metrics.score_trajectory(steps=steps, counts=counts, data=data))
+    return TrainOutput(
+        config=cfg,
+        final={k: v.detach().cpu() for k, v in final.items()},
+        steps=steps,
+        trajectory={k: v.detach().cpu() for k, v in traj.items()},
+        counts=counts.cpu(),
+        status=status,
+        diverged_step=diverged,
+        samples=samples.detach().cpu(),
+        wall_time=time.perf_counter() - start,
+        device=device_name(device),
+        losses=losses,
+    )

@@ -1,0 +1,55 @@
+"""The Variant dataclass: a GAN variant as data, overriding only what differs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from modecov.optim import Adam, Optimizer
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Variant:
+    """One GAN variant (or a reference sampler), trained by the shared trainer.
+
+    The default update (``modecov.train.standard_step``) runs ``n_critic`` discriminator
+    steps on ``d_loss`` (+ ``penalty_weight * penalty``), clips the discriminator when
+    ``clip`` is set, then one generator step on ``g_loss``. A variant whose update rule
+    itself differs (unrolling, an encoder) supplies ``step``; one that adds networks
+    supplies ``extra_nets``.
+    """
+
+    name: str
+    """Registry key; a CSV value, never changes."""
+    label: str
+    """Display name for tables."""
+    reference: str
+    """BibTeX key of the paper that defines it."""
+    d_loss: Callable[..., Tensor] | None = None
+    """``d_loss(real=logits, fake=logits) -> (S,)``."""
+    g_loss: Callable[..., Tensor] | None = None
+    """``g_loss(fake=logits) -> (S,)``."""
+    n_critic: int = 1
+    """Discriminator updates per generator update."""
+    pack: int = 1
+    """Samples concatenated into one discriminator input (PacGAN); 1 = no packing."""
+    penalty: Callable[..., Tensor] | None = None
+    """``penalty(state, real=, fake=) -> (S,)`` added to the discriminator loss."""
+    penalty_weight: float = 0.0
+    """Weight of ``penalty``."""
+    g_regularizer: Callable[..., Tensor] | None = None
+    """``g_regularizer(state, z=, fake=) -> (S,)`` added to the generator loss."""
+    g_regularizer_weight: float = 0.0
+    """Weight of ``g_regularizer``."""
+    clip: float | None = None
+    """Clip discriminator weights to [-clip, clip] after each update (WGAN)."""
+    optimizer: Optimizer = field(default_factory=Adam)
+    """Default optimiser for every network; RunConfig's lr/betas override it."""
+    extra_nets: Callable[..., dict] | None = None
+    """``extra_nets(state, generators) -> {name: StackedMLP}`` for encoders and the like."""
+    step: Callable[..., dict[str, Tensor]] | None = None
+    """Custom update ``step(state) -> {loss name: (S,)}``; None = the standard update."""
+    sampler: Callable[..., Tensor] | None = None
+    """Reference samplers only: ``sampler(data, n, generator) -> (N, D)``; no training."""
