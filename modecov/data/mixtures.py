@@ -27,7 +27,7 @@ def ring(
         reference=reference,
         centers=ring_centers(n_modes, radius),
         weights=w.to(torch.float64),
-        std=torch.tensor([std]),
+        std=torch.tensor([std], dtype=torch.float64),
     )
 
 
@@ -45,7 +45,7 @@ def grid(
         reference=reference,
         centers=centers,
         weights=w.to(torch.float64),
-        std=torch.tensor([std]),
+        std=torch.tensor([std], dtype=torch.float64),
     )
 
 
@@ -54,14 +54,16 @@ def heavy_center(
 ) -> GaussianMixture:
     """One heavy mode at the origin plus ``n_minor`` light modes on a ring."""
     centers = torch.cat((torch.zeros(1, 2, dtype=torch.float64), ring_centers(n_minor, radius)))
-    weights = torch.tensor([center_weight] + [(1.0 - center_weight) / n_minor] * n_minor)
+    weights = torch.tensor(
+        [center_weight] + [(1.0 - center_weight) / n_minor] * n_minor, dtype=torch.float64
+    )
     return GaussianMixture(
         name=name,
         label="Heavy centre",
         reference="modecov",
         centers=centers,
         weights=weights.to(torch.float64),
-        std=torch.tensor([std]),
+        std=torch.tensor([std], dtype=torch.float64),
     )
 
 
