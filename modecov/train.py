@@ -146,15 +146,24 @@ def standard_step(st: TrainState) -> dict[str, Tensor]:
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
 
-def eval_noise(cfg: RunConfig, n: int, offset: int = 0) -> Tensor:
-    """(N, Z) fixed evaluation noise, seeded apart from training (``offset`` picks the set)."""
-    g = torch.Generator().manual_seed(cfg.eval_seed + offset)
+EVAL_STREAMS = 1 << 40
+"""Evaluation generators are seeded from here up, apart from every training seed (< 2^31)."""
+
+
+def eval_generator(cfg: RunConfig, stream: int) -> torch.Generator:
+    """Generator of evaluation stream ``stream`` (0 noise, 1 large-set noise, 2 real samples)."""
+    return torch.Generator().manual_seed(EVAL_STREAMS + 4 * cfg.eval_seed + stream)
+
+
+def eval_noise(cfg: RunConfig, n: int, stream: int = 0) -> Tensor:
+    """(N, Z) fixed evaluation noise, seeded apart from training and shared by all seeds."""
+    g = eval_generator(cfg, stream)
     return torch.randn(n, cfg.z_dim, generator=g, dtype=getattr(torch, cfg.dtype))
 
 
 def real_reference(cfg: RunConfig, data: Dataset, n: int) -> Tensor:
-    """(N, D) true samples for metrics that compare with real data (seeded by ``eval_seed``)."""
-    return data.sample(n, torch.Generator().manual_seed(cfg.eval_seed + 2), dtype=torch.float64)
+    """(N, D) true samples for metrics that compare with real data."""
+    return data.sample(n, eval_generator(cfg, 2), dtype=torch.float64)
 
 
 @torch.no_grad()
