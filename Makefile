@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUITE ?= default
-WORKERS ?= 2
+WORKERS ?= auto
 
 .PHONY: bench test perf lint install clean
 

@@ -6,8 +6,10 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,6 +108,8 @@ def _configs(args: argparse.Namespace):
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
+        if key.strip() in ("dataset", "variant"):
+            raise ConfigError(f"--set {key.strip()}: use --{key.strip()}s to choose it")
         overrides[key.strip()] = parse_value(key.strip(), value.strip())
     if args.seeds is not None:
         overrides["seeds"] = parse_seeds(args.seeds)
@@ -216,18 +220,24 @@ def load_samples(path: str, dim: int | None = None, *, what: str = "samples"):
                     raise ModecovError(f"{path} holds no array")
                 arr = z[z.files[0]]
         elif p.suffix == ".csv":
-            arr = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
+            with warnings.catch_warnings():  # an empty file warns; it is refused below
+                warnings.simplefilter("ignore")
+                arr = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
         else:
-            raise ModecovError(f"{path}: unsupported format {p.suffix or '(none)'}; use .npy, .npz or .csv")
+            raise ModecovError(
+                f"{path}: unsupported format {p.suffix or '(none)'}; use .npy, .npz or .csv"
+            )
     except ModecovError:
         raise
     except (ValueError, OSError, EOFError) as exc:
-        raise ModecovError(f"{path} is not a readable array file ({str(exc).splitlines()[0]})") from None
-    if not np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_:
-        raise ModecovError(f"{path} holds {arr.dtype} values, not numbers")
+        raise ModecovError(
+            f"{path} is not a readable array file ({str(exc).splitlines()[0]})"
+        ) from None
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ModecovError(f"{path} holds {arr.dtype} values, not real numbers")
     if arr.ndim not in (2, 3):
         raise ModecovError(f"{path} has shape {arr.shape}; expected (N, D) or (S, N, D)")
-    if arr.shape[-2] == 0:
+    if arr.shape[-2] == 0 or arr.shape[0] == 0:
         raise ModecovError(f"{path} has no samples (shape {arr.shape})")
     if dim is not None and arr.shape[-1] != dim:
         raise ModecovError(f"{path} has dimension {arr.shape[-1]} but the dataset has D={dim}")
@@ -247,23 +257,33 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise unknown("dataset", args.dataset, DATASETS)
     data = DATASETS[args.dataset]
     names = None
-    if args.metrics:
+    if args.metrics is not None:
         names = _split(args.metrics)
+        if not names:
+            raise ConfigError("--metrics: name at least one metric (see `modecov list`)")
         for n in names:
             if n not in metrics.METRICS and n not in metrics.DIRECTIONS:
                 raise unknown("metric", n, [*metrics.METRICS, *metrics.DIRECTIONS])
     fake = torch.from_numpy(load_samples(args.file, data.dim))
     if fake.shape[1] < 2:
         raise ModecovError(f"{args.file} has {fake.shape[1]} sample; give at least 2")
-    real = data.sample(max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64)
-    chosen = None if names is None else [n for n in names if n in metrics.METRICS]
+    real = data.sample(
+        max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64
+    )
+    # An output key (modes_covered) selects the metric that computes it.
+    owner = {k: m.name for m in metrics.METRICS.values() for k in m.outputs}
+    chosen = None if names is None else list(dict.fromkeys(owner.get(n, n) for n in names))
     scores = metrics.score_samples(fake=fake, real=real, data=data, names=chosen or None)
     if names is not None:
-        wanted = {o for n in names for o in (metrics.METRICS[n].outputs if n in metrics.METRICS else [n])}
+        wanted = {
+            o for n in names for o in (metrics.METRICS[n].outputs if n in metrics.METRICS else [n])
+        }
         scores = {k: v for k, v in scores.items() if k in wanted}
     result = {k: [float(x) for x in v] for k, v in scores.items()}
     if args.json:
-        print(json.dumps(result, allow_nan=True))
+        # Strict JSON has no NaN: an undefined score (no HQ sample) is null.
+        strict = {k: [x if math.isfinite(x) else None for x in v] for k, v in result.items()}
+        print(json.dumps(strict))
     else:
         for k, vals in result.items():
             arrow = "↑" if metrics.DIRECTIONS.get(k, True) else "↓"

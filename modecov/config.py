@@ -120,9 +120,7 @@ def _check_int(name: str, value, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be in [{low}, {high}], got {value}")
 
 
-FIELD_TYPES: Mapping[str, type] = MappingProxyType(
-    {f.name: f.type for f in fields(RunConfig)}
-)
+FIELD_TYPES: Mapping[str, type] = MappingProxyType({f.name: f.type for f in fields(RunConfig)})
 
 
 def parse_value(name: str, text: str):
@@ -143,6 +141,10 @@ def parse_value(name: str, text: str):
     return text
 
 
+MAX_SEEDS = 10_000
+"""More seeds than this in one command is a typo, not an experiment."""
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """Parse ``0-9``, ``0,3,5`` or a mix (``0-4,8``) into a tuple of seeds."""
     seeds: list[int] = []
@@ -153,6 +155,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 lo, hi = (int(p) for p in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if hi - lo >= MAX_SEEDS:
+                    raise ConfigError(f"--seeds: {text!r} names more than {MAX_SEEDS} seeds")
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
@@ -172,9 +176,7 @@ def grid_configs(
 ) -> tuple[RunConfig, ...]:
     """One config per (variant, dataset), plus the reference samplers per dataset."""
     names = [*variants, *(REFERENCES if references else ())]
-    return tuple(
-        RunConfig(dataset=d, variant=v, **overrides) for d in datasets for v in names
-    )
+    return tuple(RunConfig(dataset=d, variant=v, **overrides) for d in datasets for v in names)
 
 
 TOY_CORE = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
@@ -213,5 +215,3 @@ def with_overrides(cfg: RunConfig, **changes) -> RunConfig:
         return replace(cfg, **changes)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
-
-

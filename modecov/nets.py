@@ -48,7 +48,10 @@ class StackedMLP:
         rows = [self._init_row(g) for g in generators]
         self.params = torch.stack(rows).to(device=device, dtype=dtype)
         """(S, P) flat parameters; optimisers update it in place."""
-        self.leaves = [t.requires_grad_(True) for layer in self._views(self.params) for t in layer]
+        self._leaf_layers = [
+            (w.requires_grad_(True), b.requires_grad_(True)) for w, b in self._views(self.params)
+        ]
+        self.leaves = [t for layer in self._leaf_layers for t in layer]
         """Weight and bias views of ``params`` that autograd differentiates."""
 
     def _init_row(self, generator: torch.Generator) -> Tensor:
@@ -82,8 +85,8 @@ class StackedMLP:
     def __call__(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """Map (S, B, in) to (S, B, out); ``params`` (S, P) overrides the stored weights
         (functional use, e.g. an unrolled discriminator)."""
-        leaves = self.leaves if params is None else [t for l in self._views(params) for t in l]
-        layers = list(zip(leaves[::2], leaves[1::2]))
+        layers = self._views(params) if params is not None else self._leaf_layers
+
         for j, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w.transpose(1, 2))
             if j < len(layers) - 1:

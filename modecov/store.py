@@ -70,12 +70,25 @@ def _atomic_write(path: Path, text: str) -> None:
             os.close(dir_fd)
 
 
+def _truncated(path: Path) -> bool:
+    """True when a non-empty file does not end with a newline: its last row was cut short."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     """Read a store CSV, refusing one that is unreadable or lacks the key columns."""
     if not path.exists():
         return pd.DataFrame(columns=required)
     try:
-        df = pd.read_csv(path, keep_default_na=True)
+        if _truncated(path):
+            raise StoreError(f"{path} is truncated (its last row is incomplete); "
+                             "move it aside or restore it")  # fmt: skip
+        # config_id is a hex string; read as a number, '012345678901' or '12e4...' would change.
+        df = pd.read_csv(path, keep_default_na=True, dtype={"config_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"{path} is not a readable modecov CSV ({first}); "
@@ -84,6 +97,11 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     if missing:
         raise StoreError(f"{path} lacks the columns {', '.join(missing)}; it was not "
                          "written by modecov or was edited by hand")  # fmt: skip
+    keys = [c for c in KEY if c in required]
+    seeds = pd.to_numeric(df["seed"], errors="coerce") if "seed" in keys else None
+    if df[keys].isna().any(axis=None) or (seeds is not None and (seeds % 1 != 0).any()):
+        raise StoreError(f"{path} has rows with a missing or malformed {' or '.join(keys)}; "
+                         "it was edited by hand or damaged")  # fmt: skip
     return df
 
 
@@ -110,7 +128,9 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create results directory {self.root}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create results directory {self.root}: {exc.strerror}"
+            ) from None
         self._lock = open(self.root / ".lock", "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -139,15 +159,15 @@ class Store:
         return {(str(c), int(s)) for c, s in zip(runs["config_id"], runs["seed"])}
 
     def check(self, cfg: RunConfig) -> None:
-        """Refuse a config whose id is stored with a different config."""
+        """Refuse a config whose id is stored (in any of its rows) with a different config."""
         runs = self.runs()
         rows = runs[runs["config_id"].astype(str) == cfg.config_id]
-        if rows.empty:
-            return
-        stored = rows.iloc[0]
-        for name, value in cfg.canonical().items():
-            if name not in stored.index or not _same(stored[name], value):
+        for _, stored in rows.iterrows():
+            for name, value in cfg.canonical().items():
+                if name in stored.index and _same(stored[name], value):
+                    continue
                 got = stored.get(name, "<missing>")
+                got = got.item() if hasattr(got, "item") else got  # np.int64(33) -> 33
                 raise StoreError(
                     f"config_id {cfg.config_id} in {self.root / RUNS} was stored with "
                     f"{name}={got!r} but this run has {name}={value!r}; use another --out"

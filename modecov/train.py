@@ -85,11 +85,13 @@ class TrainState:
     def noise(self) -> Tensor:
         """(S, B, Z) latent draws, one batch per seed from its own stream."""
         shape = (self.cfg.batch_size, self.cfg.z_dim)
-        z = torch.stack([torch.randn(shape, generator=g, dtype=self.dtype) for g in self.generators])
+        z = torch.stack(
+            [torch.randn(shape, generator=g, dtype=self.dtype) for g in self.generators]
+        )
         return z.to(self.device)
 
     def critic(self, x: Tensor, params: Tensor | None = None) -> Tensor:
-        """Discriminator logits (S, B / pack, 1) on (S, B, D) samples, packed as the variant asks."""
+        """Discriminator logits (S, B / pack, 1) on (S, B, D) samples, packed by the variant."""
         S, B, D = x.shape
         pack = self.variant.pack
         return self.D(x.reshape(S, B // pack, pack * D), params)
@@ -120,7 +122,10 @@ def _optimizer(variant: Variant, cfg: RunConfig):
         changes["lr"] = cfg.lr
     if isinstance(spec, Adam) and (cfg.beta1 is not None or cfg.beta2 is not None):
         b1, b2 = spec.betas
-        changes["betas"] = (b1 if cfg.beta1 is None else cfg.beta1, b2 if cfg.beta2 is None else cfg.beta2)
+        changes["betas"] = (
+            b1 if cfg.beta1 is None else cfg.beta1,
+            b2 if cfg.beta2 is None else cfg.beta2,
+        )
     elif isinstance(spec, RMSprop) and cfg.beta1 is not None:
         raise ValueError("beta1 does not apply to RMSprop")
     return type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, **changes})
@@ -199,7 +204,12 @@ def train(
         ).to(device)
         steps = torch.tensor([0])
         counts = metrics.mode_counts(fake=samples, data=data)[None]
-        traj = {k: v[None] for k, v in metrics.score_samples(fake=samples, real=real, data=data, names=TRAJECTORY_METRICS).items()}
+        traj = {
+            k: v[None]
+            for k, v in metrics.score_samples(
+                fake=samples, real=real, data=data, names=TRAJECTORY_METRICS
+            ).items()
+        }
         status, diverged = ["ok"] * S, [None] * S
         losses: dict[str, list[Tensor]] = {}
     else:
@@ -213,7 +223,9 @@ def train(
             fake = generate(st, z_eval)
             snap_steps.append(st.step)
             snap_counts.append(metrics.mode_counts(fake=fake, data=data))
-            snap_scores.append(metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS))
+            snap_scores.append(
+                metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS)
+            )
 
         snapshot()
         for st.step in range(1, cfg.steps + 1):

@@ -21,6 +21,10 @@ SUMMARY = "summary.csv"
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, variant, metric): n_seeds, mean, 95% bootstrap interval."""
     metrics = [m for m in DIRECTIONS if m in runs.columns]
+    for metric in metrics:
+        if not pd.api.types.is_numeric_dtype(runs[metric]):
+            raise StoreError(f"column {metric} of {RUNS} holds values that are not numbers; "
+                             "it was edited by hand or damaged")  # fmt: skip
     rows = []
     for (dataset, variant, config_id), group in runs.groupby(
         ["dataset", "variant", "config_id"], sort=True
@@ -60,12 +64,18 @@ def metric_table(summ: pd.DataFrame, metric: str, protocol: str) -> str:
     lines = [
         f"### {metric} {arrow}",
         "",
-        "| variant | " + " | ".join(DATASETS[d].label if d in DATASETS else d for d in datasets) + " |",
+        "| variant | "
+        + " | ".join(DATASETS[d].label if d in DATASETS else d for d in datasets)
+        + " |",
         "|---|" + "---|" * len(datasets),
     ]
     for group in (variants, refs):
-        for i, v in enumerate(group):
-            label = (VARIANTS.get(v) or REFERENCES.get(v)).label if v in VARIANTS or v in REFERENCES else v
+        for v in group:
+            label = (
+                (VARIANTS.get(v) or REFERENCES.get(v)).label
+                if v in VARIANTS or v in REFERENCES
+                else v
+            )
             if group is refs:
                 label = f"*{label}* (reference)"
             cells = []
@@ -87,9 +97,11 @@ def protocol_line(runs: pd.DataFrame) -> str:
     """A footer stating the protocol behind a table."""
     trained = runs[~runs["variant"].isin(list(REFERENCES))]
     base = trained if len(trained) else runs
+
     def span(col):
         vals = sorted(set(base[col].dropna().astype(int))) if col in base else []
         return "/".join(str(v) for v in vals) or "?"
+
     seeds = base.groupby("config_id")["seed"].nunique()
     return (
         f"Protocol: {span('steps')} generator steps, batch {span('batch_size')}, "

@@ -26,9 +26,7 @@ NSGAN = Variant(
 )
 
 VARIANTS: Mapping[str, Variant] = MappingProxyType({v.name: v for v in (GAN, NSGAN)})
-REFERENCES: Mapping[str, Variant] = MappingProxyType(
-    {v.name: v for v in (TRUE_SAMPLER, ONE_MODE)}
-)
+REFERENCES: Mapping[str, Variant] = MappingProxyType({v.name: v for v in (TRUE_SAMPLER, ONE_MODE)})
 """Samplers scored by the same code as the variants, so every table calibrates itself."""
 
 __all__ = ["REFERENCES", "VARIANTS", "Variant"]
