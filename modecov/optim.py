@@ -45,8 +45,9 @@ class _AdamState:
         bc1 = 1.0 - beta1**self.t
         bc2_sqrt = math.sqrt(1.0 - beta2**self.t)
         denom = (self.v.sqrt() / bc2_sqrt).add_(self.spec.eps)
-        update = self.m / denom * (self.spec.lr / bc1)
-        self.params.sub_(torch.where(alive[:, None], update, 0.0))
+        # A frozen seed's moments stay finite (its gradient is zeroed), so a 0/1 mask is safe.
+        step = self.m / denom * (self.spec.lr / bc1)
+        self.params.sub_(step.mul_(alive[:, None]))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
