@@ -184,7 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{workers} workers -> {out_dir}", file=sys.stderr)  # fmt: skip
         commit = git_commit()
         t0 = time.perf_counter()
-        todo.sort(key=lambda c: -(c.steps * len(c.seeds)))  # longest first balances workers
+        todo.sort(key=lambda c: -c.cost)  # longest first balances the workers
         for i, out in enumerate(run_local(todo, workers=workers), 1):
             store.commit(out, commit=commit)
             if not args.quiet:

@@ -96,6 +96,19 @@ class RunConfig:
         return VARIANTS.get(self.variant) or REFERENCES[self.variant]
 
     @property
+    def cost(self) -> float:
+        """Relative training cost (multiply-adds of G and D per update, times updates, steps
+        and seeds; penalties not counted), used to start the longest groups first."""
+        if self.is_reference:
+            return 0.0
+        dim = DATASETS[self.dataset].dim
+        per_net = self.hidden * self.hidden * max(self.depth - 1, 0) + self.hidden * (
+            dim + self.z_dim
+        )
+        updates = self.spec.n_critic + 1
+        return float(self.steps * len(self.seeds) * self.batch_size * per_net * updates)
+
+    @property
     def is_reference(self) -> bool:
         """True for the calibration samplers, which are scored but not trained."""
         return self.variant in REFERENCES
@@ -179,6 +192,9 @@ def grid_configs(
     return tuple(RunConfig(dataset=d, variant=v, **overrides) for d in datasets for v in names)
 
 
+DEFAULT_VARIANTS = ("gan", "nsgan")
+"""Variants of `make bench`; the variant-zoo issue widens this once its time budget is met
+(and regenerates results/default), so registering a variant does not stale the results."""
 TOY_CORE = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
 TOY_ALL = (*TOY_CORE, "grid25_imbalanced", "spiral", "gauss1200")
 
@@ -191,7 +207,7 @@ _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
         variants=tuple(VARIANTS), datasets=TOY_CORE, seeds=tuple(range(3)), steps=2_000,
     ),
     "default": lambda: grid_configs(
-        variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(5)), steps=5_000,
+        variants=DEFAULT_VARIANTS, datasets=TOY_ALL, seeds=tuple(range(5)), steps=5_000,
     ),
     "paper": lambda: grid_configs(
         variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(10)), steps=25_000,

@@ -27,3 +27,33 @@ def minimax_g(*, fake: Tensor) -> Tensor:
 def nonsaturating_g(*, fake: Tensor) -> Tensor:
     """Non-saturating generator loss: -log D(G(z))."""
     return _mean(F.softplus(-fake))
+
+
+def least_squares_d(*, real: Tensor, fake: Tensor) -> Tensor:
+    """Least-squares discriminator loss on raw logits: ½(D(x) - 1)² + ½D(G(z))² (a=0, b=1)."""
+    return 0.5 * _mean((real - 1.0).square()) + 0.5 * _mean(fake.square())
+
+
+def least_squares_g(*, fake: Tensor) -> Tensor:
+    """Least-squares generator loss on raw logits: ½(D(G(z)) - 1)² (c=1)."""
+    return 0.5 * _mean((fake - 1.0).square())
+
+
+def hinge_d(*, real: Tensor, fake: Tensor) -> Tensor:
+    """Hinge discriminator loss: max(0, 1 - D(x)) + max(0, 1 + D(G(z)))."""
+    return _mean(F.relu(1.0 - real)) + _mean(F.relu(1.0 + fake))
+
+
+def hinge_g(*, fake: Tensor) -> Tensor:
+    """Hinge generator loss: -D(G(z)) (the same linear loss as the Wasserstein generator)."""
+    return -_mean(fake)
+
+
+def wasserstein_d(*, real: Tensor, fake: Tensor) -> Tensor:
+    """Wasserstein critic loss: D(G(z)) - D(x), the negated dual estimate of W1."""
+    return _mean(fake) - _mean(real)
+
+
+def wasserstein_g(*, fake: Tensor) -> Tensor:
+    """Wasserstein generator loss: -D(G(z))."""
+    return -_mean(fake)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from modecov import losses
+from modecov import losses, penalties
+from modecov.optim import Adam, RMSprop
 from modecov.variants.base import Variant
 from modecov.variants.reference import ONE_MODE, TRUE_SAMPLER
 
@@ -25,7 +26,86 @@ NSGAN = Variant(
     g_loss=losses.nonsaturating_g,
 )
 
-VARIANTS: Mapping[str, Variant] = MappingProxyType({v.name: v for v in (GAN, NSGAN)})
+LSGAN = Variant(
+    name="lsgan",
+    label="LSGAN",
+    reference="mao2017least",
+    d_loss=losses.least_squares_d,
+    g_loss=losses.least_squares_g,
+)
+
+HINGE = Variant(
+    name="hinge",
+    label="Hinge GAN",
+    reference="lim2017geometric",
+    d_loss=losses.hinge_d,
+    g_loss=losses.hinge_g,
+)
+
+WGAN = Variant(
+    name="wgan",
+    label="WGAN",
+    reference="arjovsky2017wasserstein",
+    d_loss=losses.wasserstein_d,
+    g_loss=losses.wasserstein_g,
+    clip=0.01,
+    n_critic=5,
+    optimizer=RMSprop(lr=5e-5),
+)
+
+WGAN_GP = Variant(
+    name="wgan_gp",
+    label="WGAN-GP",
+    reference="gulrajani2017improved",
+    d_loss=losses.wasserstein_d,
+    g_loss=losses.wasserstein_g,
+    penalty=penalties.gradient_penalty,
+    penalty_weight=10.0,
+    n_critic=5,
+    optimizer=Adam(lr=1e-4, betas=(0.5, 0.9)),
+)
+
+R1 = Variant(
+    name="r1",
+    label="R1",
+    reference="mescheder2018which",
+    d_loss=losses.bce_d,
+    g_loss=losses.nonsaturating_g,
+    penalty=penalties.r1_penalty,
+    penalty_weight=0.5,  # gamma / 2 with gamma = 1
+)
+
+PACGAN2 = Variant(
+    name="pacgan2",
+    label="PacGAN2",
+    reference="lin2018pacgan",
+    d_loss=losses.bce_d,
+    g_loss=losses.nonsaturating_g,
+    pack=2,
+)
+
+PACGAN4 = Variant(
+    name="pacgan4",
+    label="PacGAN4",
+    reference="lin2018pacgan",
+    d_loss=losses.bce_d,
+    g_loss=losses.nonsaturating_g,
+    pack=4,
+)
+
+MSGAN = Variant(
+    name="msgan",
+    label="MSGAN",
+    reference="mao2019mode",
+    d_loss=losses.bce_d,
+    g_loss=losses.nonsaturating_g,
+    g_regularizer=penalties.mode_seeking,
+    g_regularizer_weight=1.0,
+)
+
+VARIANTS: Mapping[str, Variant] = MappingProxyType(
+    {v.name: v for v in (GAN, NSGAN, LSGAN, HINGE, WGAN, WGAN_GP, R1, PACGAN2, PACGAN4, MSGAN)}
+)
 REFERENCES: Mapping[str, Variant] = MappingProxyType({v.name: v for v in (TRUE_SAMPLER, ONE_MODE)})
 """Samplers scored by the same code as the variants, so every table calibrates itself."""
 

@@ -1,0 +1,112 @@
+"""Discriminator penalties and generator regularisers: one value per seed, shape (S,).
+
+A penalty is called as ``penalty(state, real=, fake=)`` and added, weighted, to the
+discriminator loss; a regulariser as ``g_regularizer(state, z=, fake=)`` and added to the
+generator loss. Each is a batch mean per seed and never mixes seeds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from modecov.train import TrainState
+
+
+def _input_gradient(state: TrainState, x: Tensor) -> Tensor:
+    """(S, B / pack, pack * D) gradient of the critic's logits w.r.t. its (packed) inputs.
+
+    Built with ``create_graph=True`` so a penalty on it is differentiable w.r.t. D's
+    parameters. Each logit depends on its own seed's packed input alone, so the gradient
+    of the sum over seeds and packs is every logit's own input gradient.
+    """
+    S, B, D = x.shape
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(state.critic(x).sum(), x, create_graph=True)
+    # The critic sees pack consecutive samples as one input: the norm is over that input.
+    return grad.reshape(S, B // state.variant.pack, state.variant.pack * D)
+
+
+def gradient_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+    """WGAN-GP two-sided gradient penalty (Gulrajani et al. 2017).
+
+    ``(‖∇ D(x̂)‖₂ - 1)²`` averaged over the batch, at ``x̂ = ε x + (1 - ε) G(z)`` with one
+    ``ε ~ U[0, 1]`` per sample drawn from each seed's own generator, so seeds stay
+    independent. With a packed critic the norm is over each packed input (pack · D).
+
+    Args:
+        state: the group's TrainState (its ``critic`` and per-seed ``generators``).
+        real: (S, B, D) real samples.
+        fake: (S, B, D) generated samples (detached).
+
+    Returns:
+        (S,) penalty per seed, differentiable w.r.t. the critic's parameters.
+
+    Example:
+        A linear critic ``D(x) = a · x`` has ``∇D = a`` everywhere, so the penalty is
+        ``(‖a‖ - 1)²`` whatever ``real``, ``fake`` and ``ε``.
+    """
+    S, B, _ = real.shape
+    eps = torch.stack(
+        [torch.rand(B, 1, generator=g, dtype=real.dtype) for g in state.generators]
+    ).to(real.device)
+    x_hat = eps * real + (1.0 - eps) * fake
+    norm = _input_gradient(state, x_hat).norm(dim=-1)
+    return (norm - 1.0).square().mean(dim=1)
+
+
+def r1_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+    """R1 penalty ``‖∇ₓ D(x)‖²`` on real data, batch mean (Mescheder et al. 2018).
+
+    The paper's regulariser is ``(γ / 2) E‖∇ₓ D(x)‖²`` on the logits; this returns the
+    expectation alone, so ``penalty_weight = γ / 2``. With a packed critic the squared
+    norm is over each packed input (pack · D).
+
+    Args:
+        state: the group's TrainState (its ``critic``).
+        real: (S, B, D) real samples.
+        fake: (S, B, D) generated samples; unused (R1 looks at real data only).
+
+    Returns:
+        (S,) penalty per seed, differentiable w.r.t. the critic's parameters.
+
+    Example:
+        A linear critic ``D(x) = a · x`` gives ``‖a‖²``.
+    """
+    del fake
+    return _input_gradient(state, real).square().sum(dim=-1).mean(dim=1)
+
+
+MODE_SEEKING_EPS = 1e-5
+"""Added to the distance ratio before inverting it, as in Mao et al.'s code."""
+
+
+def mode_seeking(state: TrainState, *, z: Tensor, fake: Tensor) -> Tensor:
+    """MSGAN mode-seeking term ``1 / (mean|G(z₁) - G(z₂)| / mean|z₁ - z₂| + 1e-5)``.
+
+    The batch is split into halves z₁ (first ⌊B/2⌋ draws) and z₂ (the next ⌊B/2⌋; an odd
+    last draw is left out), paired in order. Each mean runs over the pairs and the
+    coordinates, as ``torch.mean(torch.abs(fake2 - fake1)) / torch.mean(torch.abs(z2 - z1))``
+    in Mao et al. (2019)'s code. Minimising it pushes G to map distant latents apart.
+
+    Args:
+        state: the group's TrainState (unused; part of the regulariser signature).
+        z: (S, B, Z) latent draws.
+        fake: (S, B, D) samples ``G(z)``, not detached.
+
+    Returns:
+        (S,) term per seed, differentiable w.r.t. the generator's parameters.
+
+    Raises:
+        ValueError: when B < 2 (no pair to compare).
+    """
+    del state
+    half = z.shape[1] // 2
+    if half == 0:
+        raise ValueError("mode_seeking needs a batch of at least 2 samples")
+    fake_gap = (fake[:, :half] - fake[:, half : 2 * half]).abs().flatten(1).mean(dim=1)
+    z_gap = (z[:, :half] - z[:, half : 2 * half]).abs().flatten(1).mean(dim=1)
+    return 1.0 / (fake_gap / z_gap + MODE_SEEKING_EPS)
