@@ -446,3 +446,14 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(
     assert all(rc in (-signal.SIGKILL, 0) for rc, _ in states), states
     _finish(root)
     _assert_same_store(root, reference_run())
+
+
+def test_results_do_not_depend_on_the_number_of_workers(smoke_store, tmp_path):
+    """Every group runs with one torch thread whatever --workers says: same numbers."""
+    other = tmp_path / "two_workers"
+    assert main(["run", "--suite", "smoke", "--workers", "2", "--quiet", "--out", str(other)]) == 0
+    drop = ["wall_time", "finished_at"]
+    a = read_runs(smoke_store / RUNS).drop(columns=drop)
+    b = read_runs(other / RUNS).drop(columns=drop)
+    pd.testing.assert_frame_equal(a, b)
+    assert (smoke_store / TRAJECTORY).read_bytes() == (other / TRAJECTORY).read_bytes()

@@ -102,10 +102,11 @@ def protocol_line(runs: pd.DataFrame) -> str:
         vals = sorted(set(base[col].dropna().astype(int))) if col in base else []
         return "/".join(str(v) for v in vals) or "?"
 
-    seeds = base.groupby("config_id")["seed"].nunique()
+    counts = base.groupby("config_id")["seed"].nunique()
+    seeds = str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
     return (
         f"Protocol: {span('steps')} generator steps, batch {span('batch_size')}, "
-        f"{seeds.min()}–{seeds.max()} seeds per cell, {span('n_eval')} evaluation samples; "
+        f"{seeds} seeds per cell, {span('n_eval')} evaluation samples; "
         "cells are the mean over seeds with a 95% bootstrap interval [low, high]; "
         "bold = best variant per column; reference rows are not trained."
     )
