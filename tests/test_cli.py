@@ -3,7 +3,6 @@ code 2 with the store untouched; list and score on good input."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import cli, digest
 
 from modecov.cli import main
 from modecov.config import SUITES
@@ -24,25 +24,6 @@ from modecov.variants import REFERENCES, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_OUTPUTS = [k for m in METRICS.values() if m.kind == "samples" for k in m.outputs]
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    """Run ``modecov argv`` in this process: (exit code, stdout, stderr)."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by relative path."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def assert_one_error(rc, out: str, err: str, *needles: str) -> None:

@@ -4,7 +4,6 @@ and a real `modecov run` killed with SIGKILL and resumed."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 import random
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import cli, digest
 
 import modecov.store as store_mod
 from modecov.cli import main
@@ -33,25 +33,6 @@ SMOKE = ["run", "--suite", "smoke", "--workers", "1"]
 T = 3
 """Snapshots in a hand-built TrainOutput."""
 TRAJ_METRICS = ("hq_fraction", "modes_covered")
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    """Run ``modecov argv`` in this process: (exit code, stdout, stderr)."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by relative path."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

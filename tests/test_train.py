@@ -26,16 +26,6 @@ MAY_BE_NAN = {"kl_gen_true", "mode_jsd", "hop_tv", "steps_to_all_modes"}
 modes); every other final metric must be finite."""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Groups run with one torch thread (see backends.py); two OpenMP threads on a busy
-    # 2-core machine make these tiny batched matmuls orders of magnitude slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(variant: str, **overrides) -> RunConfig:
     """A config that trains in well under a second."""
     base = dict(

@@ -22,14 +22,6 @@ from modecov.train import TrainState, standard_step
 from modecov.variants import VARIANTS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def state_for(variant: str, seeds=(0, 1), **overrides) -> TrainState:
     """A tiny float64 TrainState of ``variant`` on ring8."""
     base = dict(
