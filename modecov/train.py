@@ -201,50 +201,45 @@ def train(
     S = len(cfg.seeds)
     real = real_reference(cfg, data, cfg.n_eval)
 
+    snap_steps: list[int] = []
+    snap_counts: list[Tensor] = []
+    snap_scores: list[dict[str, Tensor]] = []
+
+    def snapshot(step: int, fake: Tensor) -> None:
+        snap_steps.append(step)
+        snap_counts.append(metrics.mode_counts(fake=fake, data=data))
+        snap_scores.append(
+            metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS)
+        )
+
+    losses: dict[str, list[Tensor]] = {}
     if variant.sampler is not None:
         samples = torch.stack(
             [variant.sampler(data, cfg.n_eval, torch.Generator().manual_seed(s)) for s in cfg.seeds]
         ).to(device)
-        steps = torch.tensor([0])
-        counts = metrics.mode_counts(fake=samples, data=data)[None]
-        traj = {
-            k: v[None]
-            for k, v in metrics.score_samples(
-                fake=samples, real=real, data=data, names=TRAJECTORY_METRICS
-            ).items()
-        }
+        snapshot(0, samples)
         status, diverged = ["ok"] * S, [None] * S
-        losses: dict[str, list[Tensor]] = {}
     else:
         st = TrainState(cfg, data, variant, device)
         step_fn = variant.step or standard_step
         z_eval = eval_noise(cfg, cfg.n_eval)
-        snap_steps, snap_counts, snap_scores = [], [], []
-        losses = {}
-
-        def snapshot() -> None:
-            fake = generate(st, z_eval)
-            snap_steps.append(st.step)
-            snap_counts.append(metrics.mode_counts(fake=fake, data=data))
-            snap_scores.append(
-                metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS)
-            )
-
-        snapshot()
+        samples = generate(st, z_eval)
+        snapshot(0, samples)
         for st.step in range(1, cfg.steps + 1):
             out = step_fn(st)
             if callback is not None:
                 callback(st, out)
             if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
-                snapshot()
+                # The last snapshot's samples are the final samples (same G, same noise).
+                samples = generate(st, z_eval)
+                snapshot(st.step, samples)
                 for k, v in out.items():
                     losses.setdefault(k, []).append(v.cpu())
-        samples = generate(st, z_eval)
-        steps = torch.tensor(snap_steps)
-        counts = torch.stack(snap_counts)
-        traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}
         status = ["ok" if bool(a) else "diverged" for a in st.alive.cpu()]
         diverged = st.diverged_step
+    steps = torch.tensor(snap_steps)
+    counts = torch.stack(snap_counts)
+    traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}
 
     final = metrics.score_samples(fake=samples, real=real, data=data)
     final.update(metrics.score_trajectory(steps=steps, counts=counts, data=data))
