@@ -159,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         workers = _int_arg("workers", args.workers, 1)
     out_dir = Path(args.out or f"results/{name}")
+    device = resolve(configs[0].device)  # refuse an unavailable device before touching the store
     with Store(out_dir) as store:
         for cfg in configs:
             store.check(cfg)
@@ -170,7 +171,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 todo.append(dataclasses.replace(cfg, seeds=missing))
         skipped = len(configs) - len(todo)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        device = resolve(configs[0].device)
         store.write_manifest(
             suite=name,
             started_at=started,

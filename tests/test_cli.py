@@ -294,3 +294,13 @@ def test_score_of_the_true_sampler_covers_every_mode(capsys, tmp_path, dataset):
     rc, out, err = cli(capsys, "score", path, "--dataset", dataset, "--json", "--metrics", "modes")
     assert rc == 0, err
     assert json.loads(out)["modes_covered"] == [data.n_modes, data.n_modes]
+
+
+def test_run_on_cuda_without_a_gpu_is_refused_before_the_store_is_made(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    out = tmp_path / "never"
+    rc, stdout, err = cli(capsys, "run", "--suite", "smoke", "--device", "cuda", "--out", out)
+    assert_one_error(rc, stdout, err, "CUDA")
+    assert not out.exists()
