@@ -22,6 +22,7 @@ from modecov.data import DATASETS, Dataset
 from modecov.device import device_name, resolve
 from modecov.nets import StackedMLP
 from modecov.optim import Adam, RMSprop
+from modecov.steps import standard_step
 from modecov.variants.base import Variant
 
 log = logging.getLogger(__name__)
@@ -130,28 +131,6 @@ def _optimizer(variant: Variant, cfg: RunConfig):
     elif isinstance(spec, RMSprop) and cfg.beta1 is not None:
         raise ValueError("beta1 does not apply to RMSprop")
     return type(spec)(**{**{f: getattr(spec, f) for f in spec.__slots__}, **changes})
-
-
-def standard_step(st: TrainState) -> dict[str, Tensor]:
-    """``n_critic`` discriminator updates, then one generator update on the last fake batch."""
-    v = st.variant
-    for _ in range(v.n_critic):
-        real, z = st.real(), st.noise()
-        fake = st.G(z)
-        # One discriminator pass over real and fake together: larger, faster matmuls.
-        d_real, d_fake = st.critic(torch.cat((real, fake.detach()), dim=1)).chunk(2, dim=1)
-        loss_d = v.d_loss(real=d_real, fake=d_fake)
-        if v.penalty is not None:
-            loss_d = loss_d + v.penalty_weight * v.penalty(st, real=real, fake=fake.detach())
-        st.update("D", loss_d)
-        if v.clip is not None:
-            with torch.no_grad():
-                st.D.params.clamp_(-v.clip, v.clip)
-    loss_g = v.g_loss(fake=st.critic(fake))
-    if v.g_regularizer is not None:
-        loss_g = loss_g + v.g_regularizer_weight * v.g_regularizer(st, z=z, fake=fake)
-    st.update("G", loss_g)
-    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
 
 EVAL_STREAMS = 1 << 40

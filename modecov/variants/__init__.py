@@ -8,7 +8,9 @@ from types import MappingProxyType
 from modecov import losses, penalties
 from modecov.optim import Adam, RMSprop
 from modecov.variants.base import Variant
+from modecov.variants.gmmn import GMMN
 from modecov.variants.reference import ONE_MODE, TRUE_SAMPLER
+from modecov.variants.unrolled import UNROLLED
 
 GAN = Variant(
     name="gan",
@@ -104,7 +106,23 @@ MSGAN = Variant(
 )
 
 VARIANTS: Mapping[str, Variant] = MappingProxyType(
-    {v.name: v for v in (GAN, NSGAN, LSGAN, HINGE, WGAN, WGAN_GP, R1, PACGAN2, PACGAN4, MSGAN)}
+    {
+        v.name: v
+        for v in (
+            GAN,
+            NSGAN,
+            LSGAN,
+            HINGE,
+            WGAN,
+            WGAN_GP,
+            R1,
+            PACGAN2,
+            PACGAN4,
+            MSGAN,
+            GMMN,
+            UNROLLED,
+        )
+    }
 )
 REFERENCES: Mapping[str, Variant] = MappingProxyType({v.name: v for v in (TRUE_SAMPLER, ONE_MODE)})
 """Samplers scored by the same code as the variants, so every table calibrates itself."""

@@ -14,7 +14,7 @@ from modecov.optim import Adam, Optimizer
 class Variant:
     """One GAN variant (or a reference sampler), trained by the shared trainer.
 
-    The default update (``modecov.train.standard_step``) runs ``n_critic`` discriminator
+    The default update (``modecov.steps.standard_step``) runs ``n_critic`` discriminator
     steps on ``d_loss`` (+ ``penalty_weight * penalty``), clips the discriminator when
     ``clip`` is set, then one generator step on ``g_loss``. A variant whose update rule
     itself differs (unrolling, an encoder) supplies ``step``; one that adds networks

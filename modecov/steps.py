@@ -1,0 +1,52 @@
+"""Update rules shared by variants: the discriminator steps and the standard GAN step.
+
+Kept apart from ``train.py`` so that variant modules can build on them without importing
+the trainer (which imports the registries).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from modecov.train import TrainState
+
+
+def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
+    """The variant's ``n_critic`` discriminator updates (loss, penalty, clipping).
+
+    Returns:
+        The last step's (S, B, Z) noise, (S, B, D) fake batch (attached to G's graph, for
+        the generator step to reuse) and (S,) discriminator loss (detached).
+    """
+    v = st.variant
+    for _ in range(v.n_critic):
+        real, z = st.real(), st.noise()
+        fake = st.G(z)
+        # One discriminator pass over real and fake together: larger, faster matmuls.
+        d_real, d_fake = st.critic(torch.cat((real, fake.detach()), dim=1)).chunk(2, dim=1)
+        loss_d = v.d_loss(real=d_real, fake=d_fake)
+        if v.penalty is not None:
+            loss_d = loss_d + v.penalty_weight * v.penalty(st, real=real, fake=fake.detach())
+        st.update("D", loss_d)
+        if v.clip is not None:
+            with torch.no_grad():
+                st.D.params.clamp_(-v.clip, v.clip)
+    return z, fake, loss_d.detach()
+
+
+def standard_step(st: TrainState) -> dict[str, Tensor]:
+    """``n_critic`` discriminator updates, then one generator update on the last fake batch."""
+    v = st.variant
+    z, fake, loss_d = discriminator_steps(st)
+    loss_g = v.g_loss(fake=st.critic(fake))
+    if v.g_regularizer is not None:
+        loss_g = loss_g + v.g_regularizer_weight * v.g_regularizer(st, z=z, fake=fake)
+    st.update("G", loss_g)
+    return {"loss_d": loss_d, "loss_g": loss_g.detach()}
+
+
+__all__ = ["discriminator_steps", "standard_step"]
