@@ -10,6 +10,8 @@ import ctypes
 import ctypes.util
 import logging
 import multiprocessing
+import os
+import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -46,11 +48,35 @@ def _keep_heap() -> None:
         log.debug("mallopt unavailable; keeping the default allocator settings")
 
 
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: a signal the kernel sends this process when its parent dies."""
+
+
+def _die_with_parent(driver: int) -> None:
+    """Make a worker die with the driver: a killed ``modecov run`` leaves no orphan training.
+
+    A no-op off Linux (the worker then ends when it next talks to the dead driver).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.debug("prctl unavailable; workers end when the driver's pipe closes")
+    if os.getppid() != driver:  # the driver died while this worker was starting
+        os._exit(1)
+
+
 def _init_worker() -> None:
     """Settings of a worker process: one torch thread, allocator tuned for training."""
     # Two OpenMP threads beside another busy process collapse on small ops: one each.
     torch.set_num_threads(1)
     _keep_heap()
+
+
+def _init_pool_worker(driver: int) -> None:
+    """A pool worker: the settings above, and it dies with the driver (pid ``driver``)."""
+    _die_with_parent(driver)
+    _init_worker()
 
 
 def _run(cfg: RunConfig) -> TrainOutput:
@@ -77,7 +103,9 @@ def run_local(configs: Sequence[RunConfig], *, workers: int) -> Iterator[TrainOu
             torch.set_num_threads(threads)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(os.getpid(),)
+    ) as pool:
         pending = {pool.submit(_run, cfg) for cfg in configs}
         try:
             while pending:

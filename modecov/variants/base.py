@@ -51,5 +51,8 @@ class Variant:
     """``extra_nets(state, generators) -> {name: StackedMLP}`` for encoders and the like."""
     step: Callable[..., dict[str, Tensor]] | None = None
     """Custom update ``step(state) -> {loss name: (S,)}``; None = the standard update."""
+    relative_cost: float = 1.0
+    """Wall time of one step relative to NS-GAN's (measured on a 2-core CPU, quick suite);
+    only orders the groups so that the longest start first."""
     sampler: Callable[..., Tensor] | None = None
     """Reference samplers only: ``sampler(data, n, generator) -> (N, D)``; no training."""

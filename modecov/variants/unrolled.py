@@ -101,4 +101,5 @@ UNROLLED = Variant(
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     step=unrolled_step,
+    relative_cost=10.5,
 )
