@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from modecov.backends import run_local
     from modecov.config import RunConfig
     from modecov.device import device_name, resolve
-    from modecov.store import Store, git_commit, machine
+    from modecov.store import Store, machine
 
     name, configs = _configs(args)
     if args.workers == "auto":
@@ -161,8 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or f"results/{name}")
     device = resolve(configs[0].device)  # refuse an unavailable device before touching the store
     with Store(out_dir) as store:
-        for cfg in configs:
-            store.check(cfg)
+        store.check(*configs)
         done = store.done()
         todo: list[RunConfig] = []
         for cfg in configs:
@@ -170,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if missing:
                 todo.append(dataclasses.replace(cfg, seeds=missing))
         skipped = len(configs) - len(todo)
+        provenance = machine()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         store.write_manifest(
             suite=name,
@@ -177,12 +177,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             device_name=device_name(device),
             sample_counts={"n_eval": sorted({c.n_eval for c in configs}),
                            "n_eval_large": sorted({c.n_eval_large for c in configs})},
-            **machine(),
+            **provenance,
         )  # fmt: skip
         if not args.quiet:
             print(f"modecov: {len(todo)} groups to run, {skipped} already stored, "
                   f"{workers} workers -> {out_dir}", file=sys.stderr)  # fmt: skip
-        commit = git_commit()
+        commit = provenance["git_commit"]
         t0 = time.perf_counter()
         todo.sort(key=lambda c: -c.cost)  # longest first balances the workers
         for i, out in enumerate(run_local(todo, workers=workers), 1):

@@ -158,20 +158,12 @@ class Store:
         runs = self.runs()
         return {(str(c), int(s)) for c, s in zip(runs["config_id"], runs["seed"])}
 
-    def check(self, cfg: RunConfig) -> None:
+    def check(self, *configs: RunConfig) -> None:
         """Refuse a config whose id is stored (in any of its rows) with a different config."""
-        runs = self.runs()
-        rows = runs[runs["config_id"].astype(str) == cfg.config_id]
-        for _, stored in rows.iterrows():
-            for name, value in cfg.canonical().items():
-                if name in stored.index and _same(stored[name], value):
-                    continue
-                got = stored.get(name, "<missing>")
-                got = got.item() if hasattr(got, "item") else got  # np.int64(33) -> 33
-                raise StoreError(
-                    f"config_id {cfg.config_id} in {self.root / RUNS} was stored with "
-                    f"{name}={got!r} but this run has {name}={value!r}; use another --out"
-                )
+        runs = self.runs()  # read once for all configs
+        ids = runs["config_id"].astype(str)
+        for cfg in configs:
+            _check_rows(runs[ids == cfg.config_id], cfg, self.root / RUNS)
 
     def commit(self, out: TrainOutput, *, commit: str) -> None:
         """Add one finished group's rows to runs.csv and trajectory.csv atomically."""
@@ -200,6 +192,20 @@ class Store:
                 raise StoreError(f"{path} is not valid JSON; move it aside or restore it") from None
         data.update(fields)
         _atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _check_rows(rows: pd.DataFrame, cfg: RunConfig, path: Path) -> None:
+    """Raise StoreError when a stored row of ``cfg``'s config_id differs from ``cfg``."""
+    for _, stored in rows.iterrows():
+        for name, value in cfg.canonical().items():
+            if name in stored.index and _same(stored[name], value):
+                continue
+            got = stored.get(name, "<missing>")
+            got = got.item() if hasattr(got, "item") else got  # np.int64(33) -> 33
+            raise StoreError(
+                f"config_id {cfg.config_id} in {path} was stored with "
+                f"{name}={got!r} but this run has {name}={value!r}; use another --out"
+            )
 
 
 def _committed(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
