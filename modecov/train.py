@@ -64,10 +64,20 @@ class TrainState:
         self.dtype = getattr(torch, cfg.dtype)
         self.generators = [torch.Generator().manual_seed(s) for s in cfg.seeds]
         S = len(cfg.seeds)
-        hidden = [cfg.hidden] * cfg.depth
-        kw = {"dtype": self.dtype, "device": device}
-        self.G = StackedMLP([cfg.z_dim, *hidden, data.dim], self.generators, **kw)
-        self.D = StackedMLP([data.dim * variant.pack, *hidden, 1], self.generators, **kw)
+        # The dataset may bring its own architecture (conv nets on images); else the shared
+        # MLPs. A variant whose discriminator has another shape builds it itself.
+        nets = data.make_nets(self)
+        if nets is None:
+            hidden = [cfg.hidden] * cfg.depth
+            kw = {"dtype": self.dtype, "device": device}
+            self.G = StackedMLP([cfg.z_dim, *hidden, data.dim], self.generators, **kw)
+            self.D = (
+                variant.make_d(self)
+                if variant.make_d is not None
+                else StackedMLP([data.dim * variant.pack, *hidden, 1], self.generators, **kw)
+            )
+        else:
+            self.G, self.D = nets
         self.nets = {"G": self.G, "D": self.D}
         if variant.extra_nets is not None:
             self.nets.update(variant.extra_nets(self, self.generators))

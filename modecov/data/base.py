@@ -72,6 +72,12 @@ class Dataset(ABC):
     def posterior(self, x: Tensor) -> Tensor:
         """p(k | x), the exact (or defined) mode posterior, (..., N, K) float64."""
 
+    def make_nets(self, state) -> tuple | None:
+        """``(G, D)`` of this dataset's own architecture for ``state`` (a TrainState), or None
+        for the shared MLPs. Image datasets override it; the nets follow StackedMLP's
+        interface (``params``, ``leaves``, ``flat_grad``, ``n_seeds``, ``__call__``)."""
+        return None
+
     def bounds(self) -> tuple[float, float]:
         """A square box that holds the data with a margin, for plots and uniform noise."""
         extent = float(self.centers.abs().max()) * 1.25 + 0.5

@@ -47,6 +47,11 @@ class Variant:
     """Clip discriminator weights to [-clip, clip] after each update (WGAN)."""
     optimizer: Optimizer = field(default_factory=Adam)
     """Default optimiser for every network; RunConfig's lr/betas override it."""
+    make_d: Callable[..., object] | None = None
+    """``make_d(state) -> net`` for a discriminator of another shape (an (x, z) pair input, an
+    autoencoder, a minibatch-discrimination layer, spectral normalisation); None = the
+    shared MLP on ``pack * D`` inputs. The net has StackedMLP's interface (``params``,
+    ``leaves``, ``flat_grad``, ``n_seeds``, ``__call__(x, params=None)``)."""
     extra_nets: Callable[..., dict] | None = None
     """``extra_nets(state, generators) -> {name: StackedMLP}`` for encoders and the like."""
     step: Callable[..., dict[str, Tensor]] | None = None
