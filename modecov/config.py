@@ -198,6 +198,25 @@ DEFAULT_VARIANTS = ("gan", "nsgan")
 TOY_CORE = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
 TOY_ALL = (*TOY_CORE, "grid25_imbalanced", "spiral", "gauss1200")
 
+OPTIM_SETTINGS = ({"lr": 1e-3, "beta1": 0.9}, {"lr": 2e-4, "beta1": 0.5})
+"""The optimiser study (the spiral article): fast Adam against the DCGAN setting."""
+
+
+def optim_configs() -> tuple[RunConfig, ...]:
+    """NS-GAN on the spiral and ring8 under each of OPTIM_SETTINGS, 10 seeds, snapshots
+    every 100 steps so the dynamics metrics (mode hopping) see the path, not its ends."""
+    common = dict(seeds=tuple(range(10)), steps=5_000, eval_every=100)
+    trained = tuple(
+        cfg
+        for opt in OPTIM_SETTINGS
+        for cfg in grid_configs(
+            variants=("nsgan",), datasets=("spiral", "ring8"), references=False, **common, **opt
+        )
+    )
+    refs = grid_configs(variants=(), datasets=("spiral", "ring8"), **common)
+    return trained + refs
+
+
 _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
     "smoke": lambda: grid_configs(
         variants=("gan", "nsgan"), datasets=("ring8",), seeds=(0, 1), steps=20,
@@ -212,6 +231,7 @@ _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
     "paper": lambda: grid_configs(
         variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(10)), steps=25_000,
     ),
+    "optim": lambda: optim_configs(),
 }  # fmt: skip
 
 SUITES: Mapping[str, Callable[[], tuple[RunConfig, ...]]] = MappingProxyType(_SUITES)

@@ -107,15 +107,25 @@ class TrainState:
         pack = self.variant.pack
         return self.D(x.reshape(S, B // pack, pack * D), params)
 
-    def update(self, name: str, loss: Tensor) -> None:
-        """One optimiser step of network ``name`` on the (S,) ``loss``; freezes seeds that go
+    def update(self, name: str | tuple[str, ...], loss: Tensor) -> None:
+        """One optimiser step of network ``name`` (or of several networks trained jointly on
+        one objective, e.g. ``("G", "E")``) on the (S,) ``loss``; freezes seeds that go
         non-finite (loss or gradient), keeping their last finite weights."""
-        net = self.nets[name]
-        grad = net.flat_grad(torch.autograd.grad(loss.sum(), net.leaves))
+        names = (name,) if isinstance(name, str) else tuple(name)
+        nets = [self.nets[n] for n in names]
+        leaves = [t for net in nets for t in net.leaves]
+        grads = torch.autograd.grad(loss.sum(), leaves, materialize_grads=True)
+        flat, at = [], 0
+        for net in nets:
+            flat.append(net.flat_grad(grads[at : at + len(net.leaves)]))
+            at += len(net.leaves)
         # A sum over a seed's gradient is non-finite when any entry is: one cheap reduction.
-        finite = torch.isfinite(loss) & torch.isfinite(grad.sum(dim=1))
+        finite = torch.isfinite(loss)
+        for grad in flat:
+            finite &= torch.isfinite(grad.sum(dim=1))
         self._freeze(~finite)
-        self.optims[name].step(grad, self.alive)
+        for n, grad in zip(names, flat):
+            self.optims[n].step(grad, self.alive)
 
     def _freeze(self, bad: Tensor) -> None:
         newly = bad & self.alive

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from modecov import losses, penalties
 from modecov.optim import Adam, RMSprop
 from modecov.variants.base import Variant
+from modecov.variants.bigan import BIGAN, BIGAN_PGP, VEEGAN
 from modecov.variants.gmmn import GMMN
 from modecov.variants.reference import ONE_MODE, TRUE_SAMPLER
 from modecov.variants.unrolled import UNROLLED
@@ -126,6 +127,9 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
             MSGAN,
             GMMN,
             UNROLLED,
+            BIGAN,
+            BIGAN_PGP,
+            VEEGAN,
         )
     }
 )
