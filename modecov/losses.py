@@ -124,3 +124,17 @@ def mmd2_rbf(*, fake: Tensor, real: Tensor, bandwidths: Sequence[float]) -> Tens
     yy = k_yy.masked_fill(eye_n, 0.0).sum((1, 2)) / (N * (N - 1))
     xy = k_xy.sum((1, 2)) / (M * N)
     return xx + yy - 2.0 * xy
+
+
+def energy_margin_d(*, real: Tensor, fake: Tensor, margin: float) -> Tensor:
+    """EBGAN discriminator loss on energies: D(x) + [m − D(G(z))]⁺ (Zhao et al. 2017, eq. 1).
+
+    ``real`` and ``fake`` are energies (S, B, 1), not logits: low on data, pushed up to
+    the margin ``m`` on generated samples, and no further.
+    """
+    return _mean(real) + _mean(F.relu(margin - fake))
+
+
+def energy_g(*, fake: Tensor) -> Tensor:
+    """EBGAN generator loss on energies: D(G(z)) (Zhao et al. 2017, eq. 2)."""
+    return _mean(fake)

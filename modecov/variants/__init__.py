@@ -9,8 +9,11 @@ from modecov import losses, penalties
 from modecov.optim import Adam, RMSprop
 from modecov.variants.base import Variant
 from modecov.variants.bigan import BIGAN, BIGAN_PGP, VEEGAN
+from modecov.variants.ebgan import EBGAN, EBGAN_PT
 from modecov.variants.gmmn import GMMN
+from modecov.variants.mbd import MBD
 from modecov.variants.reference import ONE_MODE, TRUE_SAMPLER
+from modecov.variants.sngan import SNGAN
 from modecov.variants.unrolled import UNROLLED
 
 GAN = Variant(
@@ -130,6 +133,10 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
             BIGAN,
             BIGAN_PGP,
             VEEGAN,
+            EBGAN,
+            EBGAN_PT,
+            MBD,
+            SNGAN,
         )
     }
 )
