@@ -32,7 +32,11 @@ from modecov.metrics.frechet import frechet
 from modecov.metrics.inception import inception
 
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-ARGS = {"samples": {"fake", "real", "data"}, "trajectory": {"steps", "counts", "data"}}
+ARGS = {
+    "samples": {"fake", "real", "data"},
+    "distribution": {"fake", "real", "data"},
+    "trajectory": {"steps", "counts", "data"},
+}
 MODE_METRICS = ("modes", "inception")
 ALL_DATASETS = [pytest.param(d, id=d.name) for d in DATASETS.values()]
 FLAT_DATASETS = [pytest.param(d, id=d.name) for d in DATASETS.values() if d.dim == 2]
@@ -43,7 +47,10 @@ def gen(seed: int) -> torch.Generator:
 
 
 def n_anchor(data: Dataset) -> int:
-    """Samples per seed for the anchors: fewer in 1200-D, where 2,000 still pin HQ to ±0.005."""
+    """Samples per seed for the anchors: fewer in 1200-D, where 2,000 still pin HQ to ±0.005;
+    25 per mode on stacked_digits' 1000 modes, so that the true sampler covers them all."""
+    if data.n_modes > 100:
+        return 25 * data.n_modes
     return 10_000 if data.dim <= 2 else 2_000
 
 
@@ -99,7 +106,7 @@ def test_signature_is_keyword_only(spec):
 @pytest.mark.parametrize("spec", [pytest.param(s, id=s.name) for s in METRICS.values()])
 def test_every_metric_returns_its_outputs(spec):
     data = DATASETS["ring8"]
-    if spec.kind == "samples":
+    if spec.kind in ("samples", "distribution"):
         fake = torch.stack([data.sample(64, gen(s)) for s in range(3)])
         out = spec.fn(fake=fake, real=data.sample(50, gen(9)), data=data)
     else:
@@ -162,7 +169,8 @@ def test_true_sampler(data):
     assert (out["modes_covered"] == data.n_modes).all()
     assert (out["modes_covered_frac"] == 1.0).all()
     assert (out["hq_fraction"] - data.expected_hq).abs().max() < 0.01
-    assert (out["kl_gen_true"] < 0.01).all()
+    # The plug-in KL(p̂ || w) is biased up by about (K - 1) / 2n (0.02 on 1000 modes).
+    assert (out["kl_gen_true"] < 0.01 + (data.n_modes - 1) / (2 * n)).all()
     assert (out["inception_score_norm"] > 0.97).all()
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from modecov.data.base import HQ_MASS, Dataset, GaussianMixture, Spiral
+from modecov.data.digits import StackedDigits
 from modecov.data.mixtures import gauss1200, geometric_weights, grid, heavy_center, ring
 
 DATASETS: Mapping[str, Dataset] = MappingProxyType(
@@ -36,8 +37,9 @@ DATASETS: Mapping[str, Dataset] = MappingProxyType(
                 name="gauss1200", offsets=[-1, -0.5, 0, 0.5, -2, -2.5, 10, 0.25, -13, -5.5],
                 dim=1200, wide_dims=700, wide=1.0, narrow=0.01,
             ),
+            StackedDigits(),
         )
     }
 )  # fmt: skip
 
-__all__ = ["DATASETS", "HQ_MASS", "Dataset", "GaussianMixture", "Spiral"]
+__all__ = ["DATASETS", "HQ_MASS", "Dataset", "GaussianMixture", "Spiral", "StackedDigits"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import torch
 from scipy.stats import chi2
@@ -71,6 +73,18 @@ class Dataset(ABC):
     @abstractmethod
     def posterior(self, x: Tensor) -> Tensor:
         """p(k | x), the exact (or defined) mode posterior, (..., N, K) float64."""
+
+    config_defaults: Mapping[str, object] = MappingProxyType({})
+    """RunConfig fields this dataset sets unless the user does (stacked_digits' Z = 100)."""
+
+    def check_variant(self, variant) -> None:
+        """Raise ConfigError when ``variant`` cannot train on this dataset; all can here."""
+        del variant
+
+    def features(self, x: Tensor) -> Tensor:
+        """(..., N, F) features for the Fréchet distance: the raw coordinates here; an image
+        dataset returns its classifier's features."""
+        return x
 
     def make_nets(self, state) -> tuple | None:
         """``(G, D)`` of this dataset's own architecture for ``state`` (a TrainState), or None

@@ -13,13 +13,15 @@ from torch import Tensor
 
 from modecov.data import Dataset
 from modecov.errors import ConfigError, unknown
+from modecov.metrics.distribution import mmd2, prdc, sliced_w2, w2
 from modecov.metrics.dynamics import dominant_switches, hop_tv, modes_lost, steps_to_all_modes
 from modecov.metrics.frechet import frechet
 from modecov.metrics.inception import inception
 from modecov.metrics.modes import mode_counts, modes
 
-KINDS = ("samples", "trajectory")
-"""What a metric scores: one set of samples per seed, or per-snapshot HQ mode counts."""
+KINDS = ("samples", "trajectory", "distribution")
+"""What a metric scores: one set of samples per seed, per-snapshot HQ mode counts, or the
+large final sample set against a real set of its size (too costly for every snapshot)."""
 
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
@@ -35,12 +37,14 @@ class MetricSpec:
     reference: str
     """BibTeX key(s) or paper that defines the metric."""
     fn: Callable[..., dict[str, Tensor]]
-    """``fn(*, fake, real, data)`` (samples) or ``fn(*, steps, counts, data)`` (trajectory),
-    returning one (S,) float64 tensor per output key."""
+    """``fn(*, fake, real, data)`` (samples, distribution) or ``fn(*, steps, counts, data)``
+    (trajectory), returning one (S,) float64 tensor per output key."""
     outputs: Mapping[str, bool]
     """Output key -> True when higher is better; the only place directions are declared."""
-    kind: Literal["samples", "trajectory"]
-    """``samples``: scores (S, N, D) samples; ``trajectory``: scores (T, S, K) counts."""
+    kind: Literal["samples", "trajectory", "distribution"]
+    """``samples``: scores (S, N, D) samples; ``trajectory``: scores (T, S, K) counts;
+    ``distribution``: scores the large final (S, N, D) samples against real ones (``data``
+    may be None)."""
 
     def __post_init__(self) -> None:
         if not _SNAKE.fullmatch(self.name):
@@ -95,6 +99,23 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
             MetricSpec(
                 name="steps_to_all_modes", label="Steps to all modes", kind="trajectory",
                 fn=steps_to_all_modes, reference="modecov", outputs={"steps_to_all_modes": False},
+            ),
+            MetricSpec(
+                name="prdc", label="Precision, recall, density, coverage", kind="distribution",
+                fn=prdc, reference="kynkaanniemi2019improved,naeem2020reliable",
+                outputs={"precision": True, "recall": True, "density": True, "coverage": True},
+            ),
+            MetricSpec(
+                name="mmd", label="MMD²", kind="distribution", fn=mmd2,
+                reference="gretton2012kernel", outputs={"mmd2": False},
+            ),
+            MetricSpec(
+                name="w2", label="Wasserstein-2", kind="distribution", fn=w2,
+                reference="villani2009optimal", outputs={"w2": False},
+            ),
+            MetricSpec(
+                name="sliced_w2", label="Sliced Wasserstein-2", kind="distribution", fn=sliced_w2,
+                reference="bonneel2015sliced", outputs={"sliced_w2": False},
             ),
         )
     }
@@ -163,6 +184,29 @@ def score_samples(
     return out
 
 
+def score_distribution(
+    *, fake: Tensor, real: Tensor, data: Dataset | None = None, names: Iterable[str] | None = None
+) -> dict[str, Tensor]:
+    """Run the distribution metrics (precision, recall, MMD², W2 ...) between two sample sets.
+
+    Args:
+        fake: (S, N, D) generated samples, one set per seed (the large final set).
+        real: (N', D) real samples, shared by all seeds.
+        data: the dataset, or None when scoring sample sets from outside modecov.
+        names: keys of ``kind == "distribution"`` metrics to run; all of them when None.
+
+    Returns:
+        Every output key of the chosen metrics -> (S,) float64 tensor.
+
+    Raises:
+        ConfigError: a name is not a distribution metric.
+    """
+    out: dict[str, Tensor] = {}
+    for spec in _select(names, "distribution"):
+        out.update(_run(spec, fake=fake, real=real, data=data))
+    return out
+
+
 def score_trajectory(
     *, steps: Tensor, counts: Tensor, data: Dataset, names: Iterable[str] | None = None
 ) -> dict[str, Tensor]:
@@ -193,6 +237,7 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "mode_counts",
+    "score_distribution",
     "score_samples",
     "score_trajectory",
 ]
