@@ -1,135 +1,113 @@
-"""Report: summary.csv and per-metric tables, built from the store's CSVs alone."""
+"""Report: summary.csv, tables (Markdown, LaTeX, CSV), figures and README.md, built from a
+results store's files alone (runs.csv, trajectory.csv, samples/); no metric is re-run."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import pandas as pd
-
-from modecov.data import DATASETS
-from modecov.errors import StoreError
-from modecov.metrics import DIRECTIONS
-from modecov.report.stats import summarise
-from modecov.store import RUNS, _atomic_write, _read_csv
-from modecov.variants import REFERENCES, VARIANTS
+from modecov.errors import StoreError, unknown
+from modecov.report import render
+from modecov.report.stats import INTERVALS, STATS
+from modecov.report.tables import Options, build_tables, protocol
+from modecov.store import RUNS, TRAJECTORY, TRAJECTORY_COLUMNS, _atomic_write, _committed, _read_csv
+from modecov.variants import VARIANTS
 
 SUMMARY = "summary.csv"
+README = "README.md"
+FORMATS = {"md": render.markdown, "tex": render.latex, "csv": render.csv}
 
 
-def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, variant, metric): n_seeds, mean, 95% bootstrap interval."""
-    metrics = [m for m in DIRECTIONS if m in runs.columns]
-    for metric in metrics:
-        if not pd.api.types.is_numeric_dtype(runs[metric]):
-            raise StoreError(f"column {metric} of {RUNS} holds values that are not numbers; "
-                             "it was edited by hand or damaged")  # fmt: skip
-    rows = []
-    for (dataset, variant, config_id), group in runs.groupby(
-        ["dataset", "variant", "config_id"], sort=True
-    ):
-        for metric in metrics:
-            stats = summarise(group[metric].to_numpy(dtype=float))
-            rows.append({"dataset": dataset, "variant": variant, "config_id": config_id,
-                         "metric": metric, **stats})  # fmt: skip
-    return pd.DataFrame(rows)
+def _options(stat: str, interval: str, baseline: str) -> Options:
+    if stat not in STATS:
+        raise unknown("statistic", stat, STATS)
+    if interval not in INTERVALS:
+        raise unknown("interval", interval, INTERVALS)
+    if baseline not in VARIANTS:
+        raise unknown("baseline variant", baseline, VARIANTS)
+    return Options(stat=stat, interval=interval, baseline=baseline)
 
 
-def _fmt(x: float) -> str:
-    """Three significant figures; an en dash for a missing value."""
-    return f"{x:.3g}" if math.isfinite(x) else "–"
+def _previous_tables(folder: Path) -> list[Path]:
+    """Files of the tables that the last report listed in tables/index.json."""
+    try:
+        names = json.loads((folder / "index.json").read_text())["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [folder / f"{n}.{ext}" for n in names if isinstance(n, str) for ext in FORMATS]
 
 
-def _order(names, registry_order) -> list[str]:
-    known = [n for n in registry_order if n in names]
-    return known + sorted(n for n in names if n not in registry_order)
+def _remove_stale(folder: Path, written: list[Path], previous: list[Path]) -> None:
+    """Delete report outputs of an earlier build that this build did not write (a table of a
+    baseline no longer chosen), so the directory shows one report."""
+    keep = set(written)
+    for path in previous:
+        if path.parent == folder and path not in keep and path.is_file():
+            path.unlink()
 
 
-def metric_table(summ: pd.DataFrame, metric: str, protocol: str) -> str:
-    """A Markdown table of one metric: variants by datasets, best cell per column in bold."""
-    higher = DIRECTIONS[metric]
-    part = summ[summ["metric"] == metric]
-    datasets = _order(set(part["dataset"]), list(DATASETS))
-    variants = _order(set(part["variant"]) - set(REFERENCES), list(VARIANTS))
-    refs = _order(set(part["variant"]) & set(REFERENCES), list(REFERENCES))
-    cell = {(r.dataset, r.variant): r for r in part.itertuples()}
-    best = {}
-    for d in datasets:
-        means = [cell[(d, v)].mean for v in variants if (d, v) in cell]
-        means = [m for m in means if math.isfinite(m)]
-        if means:
-            best[d] = max(means) if higher else min(means)
-    arrow = "↑" if higher else "↓"
-    lines = [
-        f"### {metric} {arrow}",
-        "",
-        "| variant | "
-        + " | ".join(DATASETS[d].label if d in DATASETS else d for d in datasets)
-        + " |",
-        "|---|" + "---|" * len(datasets),
-    ]
-    for group in (variants, refs):
-        for v in group:
-            label = (
-                (VARIANTS.get(v) or REFERENCES.get(v)).label
-                if v in VARIANTS or v in REFERENCES
-                else v
-            )
-            if group is refs:
-                label = f"*{label}* (reference)"
-            cells = []
-            for d in datasets:
-                r = cell.get((d, v))
-                if r is None:
-                    cells.append("")
-                    continue
-                text = f"{_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
-                if group is variants and d in best and r.mean == best[d]:
-                    text = f"**{text}**"
-                cells.append(text)
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", protocol, ""]
-    return "\n".join(lines)
+def build(
+    root: str | Path,
+    *,
+    stat: str = "mean",
+    interval: str = "ci95",
+    baseline: str | None = None,
+    figures: bool = True,
+) -> list[Path]:
+    """Write summary.csv, tables/, figures/ and README.md under ``root``.
 
+    Args:
+        root: a results directory holding runs.csv.
+        stat: point estimate over seeds (``mean``, ``median``, ``iqm``).
+        interval: ``ci95`` (percentile bootstrap), ``std`` or ``sem``.
+        baseline: variant the probability-of-improvement tables compare against; None means
+            ``nsgan``, and those tables are left out when it is not in the store.
+        figures: draw the figures (tests of tables alone turn them off).
 
-def protocol_line(runs: pd.DataFrame) -> str:
-    """A footer stating the protocol behind a table."""
-    trained = runs[~runs["variant"].isin(list(REFERENCES))]
-    base = trained if len(trained) else runs
+    Returns:
+        The written paths, in order.
 
-    def span(col):
-        vals = sorted(set(base[col].dropna().astype(int))) if col in base else []
-        return "/".join(str(v) for v in vals) or "?"
-
-    counts = base.groupby("config_id")["seed"].nunique()
-    seeds = str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
-    return (
-        f"Protocol: {span('steps')} generator steps, batch {span('batch_size')}, "
-        f"{seeds} seeds per cell, {span('n_eval')} evaluation samples; "
-        "cells are the mean over seeds with a 95% bootstrap interval [low, high]; "
-        "bold = best variant per column; reference rows are not trained."
-    )
-
-
-def build(root: str | Path) -> list[Path]:
-    """Write summary.csv and tables/<metric>.md under ``root`` from its runs.csv."""
+    Raises:
+        StoreError: no runs.csv, no rows, a damaged CSV, or a named baseline not stored.
+        ConfigError: an unknown statistic, interval or baseline.
+    """
+    opts = _options(stat, interval, baseline or "nsgan")
     root = Path(root)
     if not (root / RUNS).exists():
         raise StoreError(f"{root} holds no {RUNS}; run `modecov run --out {root}` first")
     runs = _read_csv(root / RUNS, ["config_id", "seed", "dataset", "variant"])
     if runs.empty:
         raise StoreError(f"{root / RUNS} has no rows yet")
-    summ = summary(runs)
+    runs["config_id"] = runs["config_id"].astype(str)
+    if baseline is not None and baseline not in set(runs["variant"]):
+        stored = sorted(set(runs["variant"]))
+        raise StoreError(f"baseline {baseline!r} is not in {root / RUNS}; it holds "
+                         f"{', '.join(stored)}")  # fmt: skip
+    traj = _committed(_read_csv(root / TRAJECTORY, TRAJECTORY_COLUMNS), runs)
+    summ, tables = build_tables(runs, opts)
     written = [root / SUMMARY]
-    _atomic_write(root / SUMMARY, summ.to_csv(index=False))
-    tables = root / "tables"
-    tables.mkdir(exist_ok=True)
-    protocol = protocol_line(runs)
-    for metric in _order(set(summ["metric"]), list(DIRECTIONS)):
-        path = tables / f"{metric}.md"
-        _atomic_write(path, metric_table(summ, metric, protocol))
-        written.append(path)
-    index = {"tables": [p.name for p in written[1:]]}
-    _atomic_write(tables / "index.json", json.dumps(index, indent=2) + "\n")
+    _atomic_write(root / SUMMARY, summ.to_csv(index=False, lineterminator="\n"))
+    folder = root / "tables"
+    folder.mkdir(exist_ok=True)
+    for t in tables:
+        for ext, fn in FORMATS.items():
+            path = folder / f"{t.name}.{ext}"
+            _atomic_write(path, fn(t))
+            written.append(path)
+    _remove_stale(folder, written, _previous_tables(folder))
+    index = {"tables": [t.name for t in tables], "formats": list(FORMATS)}
+    _atomic_write(folder / "index.json", json.dumps(index, indent=2) + "\n")
+    figs, notes = [], []
+    if figures:
+        from modecov.report.figures import KINDS, build_figures
+
+        figs, notes = build_figures(root, runs, traj, opts)
+        written += figs
+        old = [p for p in (root / "figures").glob("*_*.*") if p.stem.split("_")[0] in KINDS]
+        _remove_stale(root / "figures", figs, old)
+    from modecov.report.readme import readme
+
+    text = readme(root, tables, figs, notes, protocol(runs, opts))
+    _atomic_write(root / README, text)
+    written.append(root / README)
     return written

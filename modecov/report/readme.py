@@ -1,0 +1,75 @@
+"""DIR/README.md: the headline tables, the figures and the protocol of one results store,
+so that committed results read as a short paper section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from modecov.report.render import Table, markdown
+
+HEADLINE_TABLES = ("paper", "ranks", "poi_hq_fraction", "poi_modes_covered")
+FIGURE_TITLES = {
+    "samples": "Generated samples over the true modes",
+    "curves": "Metrics during training",
+    "modes": "Mode histograms against the true weights",
+    "landscape": "Discriminator landscapes",
+}
+
+
+def _manifest(root: Path) -> dict:
+    try:
+        return json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def readme(
+    root: Path, tables: list[Table], figures: list[Path], notes: list[str], caption: str
+) -> str:
+    """The README text of the store at ``root``."""
+    man = _manifest(root)
+    suite = man.get("suite", root.name)
+    lines = [
+        f"# modecov results: {suite}",
+        "",
+        "Written by `modecov report` from the CSVs in this directory; do not edit by hand.",
+        "",
+        "## Protocol",
+        "",
+        caption,
+    ]
+    prov = [
+        f"{k.replace('_', ' ')}: {man[k]}"
+        for k in ("device_name", "torch_version", "modecov_version", "git_commit",
+                  "started_at", "finished_at")
+        if k in man
+    ]  # fmt: skip
+    if prov:
+        lines += ["", "Provenance: " + "; ".join(prov) + "."]
+    by_name = {t.name: t for t in tables}
+    lines += ["", "## Headline tables", ""]
+    for name in HEADLINE_TABLES:
+        if name in by_name:
+            text = markdown(by_name[name]).replace("### ", "#### ", 1)
+            # The protocol is stated once above; a table keeps only its own notes.
+            lines += [text.replace(f"{caption} ", "").replace(f"\n{caption}\n", "\n"), ""]
+    others = [t.name for t in tables if t.name not in HEADLINE_TABLES]
+    lines += [
+        "Every table is also in `tables/` as Markdown, LaTeX (booktabs) and CSV: "
+        + ", ".join(f"[{n}](tables/{n}.md)" for n in [*HEADLINE_TABLES, *others] if n in by_name)
+        + ".",
+        "",
+        "## Figures",
+    ]
+    pngs = [p for p in figures if p.suffix == ".png"]
+    for kind, title in FIGURE_TITLES.items():
+        mine = [p for p in pngs if p.stem.startswith(f"{kind}_")]
+        if not mine:
+            continue
+        lines += ["", f"### {title}", ""]
+        for p in mine:
+            lines.append(f"![{p.stem}](figures/{p.name})")
+    if notes:
+        lines += ["", "Not drawn: " + "; ".join(notes) + "."]
+    return "\n".join(lines) + "\n"
