@@ -1,4 +1,4 @@
-"""The ``modecov`` command: list, run, report, score."""
+"""The ``modecov`` command: list, run, report, score, animate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -44,15 +43,37 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="results directory (default results/<suite>)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set any RunConfig field, e.g. --set lr=1e-3 (repeatable)")  # fmt: skip
-    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local processes or a Ray cluster (default local)")  # fmt: skip
+    r.add_argument("--address", help="address of a running Ray cluster (default: start a "
+                   "local Ray with --workers CPUs)")  # fmt: skip
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress (default: bars on a tty, else a line a group)")  # fmt: skip
 
-    rep = sub.add_parser("report", help="summary and tables from a results directory")
+    rep = sub.add_parser("report", help="summary, tables, figures and README from a results dir")
     rep.add_argument("dir", help="results directory holding runs.csv")
+    rep.add_argument("--stat", default="mean", choices=("mean", "median", "iqm"),
+                     help="point estimate over seeds (default mean)")
+    rep.add_argument("--interval", default="ci95", choices=("ci95", "std", "sem"),
+                     help="95%% bootstrap interval, ± std or ± sem (default ci95)")
+    rep.add_argument("--baseline", help="variant for the probability-of-improvement tables "
+                     "(default nsgan)")  # fmt: skip
+
+    a = sub.add_parser("animate", help="training movie: samples, D landscape, losses (GIF)")
+    a.add_argument("--variant", required=True, help="a trained variant key")
+    a.add_argument("--dataset", required=True, help="a 2-D dataset key")
+    a.add_argument("--seed", default="0", help="training seed (default 0)")
+    a.add_argument("--steps", default="2000", help="generator updates (default 2000)")
+    a.add_argument("--frames", default="60", help="frames of the movie (default 60)")
+    a.add_argument("--out", help="GIF path (default <variant>_<dataset>.gif)")
 
     s = sub.add_parser("score", help="score samples from any generator")
     s.add_argument("file", help=".npy, .npz or .csv holding (N, D) or (S, N, D) samples")
-    s.add_argument("--dataset", required=True, help="dataset key whose modes define the scores")
-    s.add_argument("--metrics", help="comma-separated metric names (default: all)")
+    s.add_argument("--dataset", help="dataset key whose modes define the mode scores")
+    s.add_argument("--real", help="real samples (same formats; an (S, N, D) file is pooled) for "
+                   "the distribution metrics: precision, recall, density, coverage, mmd2, w2, "
+                   "sliced_w2; also the reference of the Fréchet distance")  # fmt: skip
+    s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -129,6 +150,12 @@ def _configs(args: argparse.Namespace):
             raise unknown("dataset", d, DATASETS)
     if args.suite:
         configs = suite(args.suite)
+        for kind, names in (("variant", variants), ("dataset", datasets)):
+            have = list(dict.fromkeys(getattr(c, kind) for c in configs))
+            for n in names or ():
+                if n not in have:  # the filter below would silently drop it
+                    raise ConfigError(f"{kind} {n!r} is not in suite {args.suite!r}; "
+                                      f"it has {', '.join(have)}")  # fmt: skip
         if variants:
             configs = tuple(c for c in configs if c.variant in variants or c.is_reference)
         if datasets:
@@ -148,9 +175,10 @@ def _configs(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from modecov.backends import run_local
+    from modecov.backends import require_ray, run_local, run_ray
     from modecov.config import RunConfig
     from modecov.device import device_name, resolve
+    from modecov.progress import Progress, choose_mode
     from modecov.store import Store, machine
 
     name, configs = _configs(args)
@@ -159,7 +187,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         workers = _int_arg("workers", args.workers, 1)
     out_dir = Path(args.out or f"results/{name}")
-    device = resolve(configs[0].device)  # refuse an unavailable device before touching the store
+    # Refuse an unavailable device, a missing Ray or a bad address before touching the store.
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    if args.backend == "ray":
+        require_ray(args.address)
+        where = f"ray ({args.address or 'local'})"  # each task resolves its own device
+    else:
+        where = device_name(resolve(configs[0].device))
     with Store(out_dir) as store:
         store.check(*configs)
         done = store.done()
@@ -174,24 +209,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.write_manifest(
             suite=name,
             started_at=started,
-            device_name=device_name(device),
+            device_name=where,
             sample_counts={"n_eval": sorted({c.n_eval for c in configs}),
                            "n_eval_large": sorted({c.n_eval_large for c in configs})},
             **provenance,
         )  # fmt: skip
-        if not args.quiet:
+        mode = choose_mode(quiet=args.quiet)
+        if mode != "quiet":
+            pool = f"Ray at {args.address}" if args.address else f"{workers} workers"
             print(f"modecov: {len(todo)} groups to run, {skipped} already stored, "
-                  f"{workers} workers -> {out_dir}", file=sys.stderr)  # fmt: skip
+                  f"{pool} -> {out_dir}", file=sys.stderr)  # fmt: skip
         commit = provenance["git_commit"]
-        t0 = time.perf_counter()
         todo.sort(key=lambda c: -c.cost)  # longest first balances the workers
-        for i, out in enumerate(run_local(todo, workers=workers), 1):
-            store.commit(out, commit=commit)
-            if not args.quiet:
-                c = out.config
-                print(f"[{i}/{len(todo)}] {c.variant} on {c.dataset}, seeds "
-                      f"{','.join(map(str, c.seeds))}: {out.wall_time:.1f}s "
-                      f"({time.perf_counter() - t0:.0f}s elapsed)", file=sys.stderr)  # fmt: skip
+        devices: set[str] = set()
+        with Progress(todo, mode=mode) as progress:
+            if args.backend == "ray":
+                finished = run_ray(todo, workers=workers, address=args.address)
+            else:
+                on_step = progress.step if mode == "bars" else None
+                finished = run_local(todo, workers=workers, on_step=on_step)
+            for i, out in finished:
+                store.commit(out, commit=commit)
+                devices.add(out.device)
+                progress.done(i, out)
+        if args.backend == "ray" and devices:
+            store.write_manifest(device_name=", ".join(sorted(devices)))
         store.write_manifest(finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return 0
 
@@ -199,8 +241,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from modecov import report
 
-    for path in report.build(args.dir):
+    for path in report.build(
+        args.dir, stat=args.stat, interval=args.interval, baseline=args.baseline
+    ):
         print(path)
+    return 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from modecov.animate import animate
+
+    path = animate(
+        args.variant,
+        args.dataset,
+        seed=_int_arg("seed", args.seed),
+        steps=_int_arg("steps", args.steps, 1),
+        frames=_int_arg("frames", args.frames, 1),
+        out=args.out,
+    )
+    print(path)
     return 0
 
 
@@ -247,37 +306,77 @@ def load_samples(path: str, dim: int | None = None, *, what: str = "samples"):
     return arr.astype(np.float64) if arr.ndim == 3 else arr[None].astype(np.float64)
 
 
+def _score_names(metrics, text: str | None, kinds: list[str]) -> dict[str, list[str] | None]:
+    """Kind -> metric names chosen by ``--metrics`` (None: all of that kind); an output key
+    (modes_covered) selects the metric that computes it."""
+    if text is None:
+        return dict.fromkeys(kinds)
+    names = _split(text)
+    if not names:
+        raise ConfigError("--metrics: name at least one metric (see `modecov list`)")
+    owner = {k: m.name for m in metrics.METRICS.values() for k in m.outputs}
+    chosen: dict[str, list[str]] = {}
+    for n in names:
+        if n not in metrics.METRICS and n not in metrics.DIRECTIONS:
+            raise unknown("metric", n, [*metrics.METRICS, *metrics.DIRECTIONS])
+        kind = metrics.METRICS[owner.get(n, n)].kind
+        if kind == "distribution" and kind not in kinds:
+            raise ConfigError(f"--metrics {n}: compares two sample sets; give --real FILE")
+        if kind == "samples" and kind not in kinds:
+            raise ConfigError(f"--metrics {n}: needs the modes of a dataset; give --dataset NAME")
+        if kind not in kinds:
+            raise ConfigError(f"--metrics {n}: scores a training trajectory, not samples")
+        chosen.setdefault(kind, [])
+        if owner.get(n, n) not in chosen[kind]:
+            chosen[kind].append(owner.get(n, n))
+    return chosen
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import torch
 
     from modecov import metrics
     from modecov.data import DATASETS
+    from modecov.metrics.distribution import K_NEIGHBOURS, MIN_SAMPLES
 
-    if args.dataset not in DATASETS:
-        raise unknown("dataset", args.dataset, DATASETS)
-    data = DATASETS[args.dataset]
-    names = None
-    if args.metrics is not None:
-        names = _split(args.metrics)
-        if not names:
-            raise ConfigError("--metrics: name at least one metric (see `modecov list`)")
-        for n in names:
-            if n not in metrics.METRICS and n not in metrics.DIRECTIONS:
-                raise unknown("metric", n, [*metrics.METRICS, *metrics.DIRECTIONS])
-    fake = torch.from_numpy(load_samples(args.file, data.dim))
+    if args.dataset is None and args.real is None:
+        raise ConfigError("give --dataset NAME (mode metrics), --real FILE (distribution "
+                          "metrics), or both")  # fmt: skip
+    data = None
+    if args.dataset is not None:
+        if args.dataset not in DATASETS:
+            raise unknown("dataset", args.dataset, DATASETS)
+        data = DATASETS[args.dataset]
+    kinds = (["samples"] if data is not None else []) + (["distribution"] if args.real else [])
+    chosen = _score_names(metrics, args.metrics, kinds)
+    dim = None if data is None else data.dim
+    fake = torch.from_numpy(load_samples(args.file, dim))
     if fake.shape[1] < 2:
         raise ModecovError(f"{args.file} has {fake.shape[1]} sample; give at least 2")
-    real = data.sample(
-        max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64
-    )
-    # An output key (modes_covered) selects the metric that computes it.
-    owner = {k: m.name for m in metrics.METRICS.values() for k in m.outputs}
-    chosen = None if names is None else list(dict.fromkeys(owner.get(n, n) for n in names))
-    scores = metrics.score_samples(fake=fake, real=real, data=data, names=chosen or None)
-    if names is not None:
+    if args.real is not None:
+        real = torch.from_numpy(load_samples(args.real, dim, what="real"))
+        real = real.reshape(-1, real.shape[-1])
+        if fake.shape[-1] != real.shape[-1]:
+            raise ModecovError(f"{args.file} has dimension {fake.shape[-1]} but {args.real} has "
+                               f"dimension {real.shape[-1]}")  # fmt: skip
+        need = f"the k = {K_NEIGHBOURS} nearest-neighbour metrics need at least {MIN_SAMPLES}"
+        if fake.shape[1] < MIN_SAMPLES:
+            raise ModecovError(f"{args.file} has {fake.shape[1]} samples per set; {need}")
+        if real.shape[0] < MIN_SAMPLES:
+            raise ModecovError(f"{args.real} has {real.shape[0]} samples; {need}")
+    else:
+        real = data.sample(
+            max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64
+        )
+    scores: dict = {}
+    run = {"samples": metrics.score_samples, "distribution": metrics.score_distribution}
+    for kind, names in chosen.items():
+        scores.update(run[kind](fake=fake, real=real, data=data, names=names))
+    if args.metrics is not None:
         wanted = {
-            o for n in names for o in (metrics.METRICS[n].outputs if n in metrics.METRICS else [n])
-        }
+            o for n in _split(args.metrics)
+            for o in (metrics.METRICS[n].outputs if n in metrics.METRICS else [n])
+        }  # fmt: skip
         scores = {k: v for k, v in scores.items() if k in wanted}
     result = {k: [float(x) for x in v] for k, v in scores.items()}
     if args.json:
@@ -291,7 +390,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "score": cmd_score}
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "report": cmd_report,
+    "score": cmd_score,
+    "animate": cmd_animate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 
 A group's rows are committed only when the group finishes: each file is rewritten to a
 temporary file, fsynced and renamed over the old one, so a run killed at any moment
-leaves complete rows only. ``runs.csv`` is the commit record: the trajectory is written
-first, and trajectory rows whose (config_id, seed) has no run row are dropped on the
-next commit and by readers.
+leaves complete rows only. ``runs.csv`` is the commit record: the final samples
+(``samples/<config_id>.npz``) and the trajectory are written first, and trajectory rows or
+sample seeds whose (config_id, seed) has no run row are dropped on the next commit and by
+readers.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import math
 import os
 import platform
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 import modecov
 from modecov.config import RunConfig
+from modecov.data import DATASETS
 from modecov.errors import StoreError
+from modecov.metrics.distribution import SAMPLE_CAPS
 from modecov.train import TrainOutput
 
 RUNS = "runs.csv"
@@ -34,6 +39,13 @@ KEY = ["config_id", "seed"]
 TRAJECTORY_COLUMNS = ["config_id", "seed", "step", "metric", "value"]
 RUN_INFO = ["status", "diverged_step", "wall_time", "group_size", "device"]
 PROVENANCE = ["modecov_version", "torch_version", "git_commit", "finished_at"]
+SAMPLES = "samples"
+"""Directory of ``<config_id>.npz``: per seed the final samples (float32), the final HQ
+counts per mode and, for 2-D datasets with a discriminator, its output on a grid."""
+MAX_SAMPLES_PER_SEED = 2_500
+MAX_NUMBERS_PER_SEED = 20_000
+"""Caps on the stored samples per seed: 2,500 2-D points, fewer in high dimension (16 in
+1200-D), so the store stays small; the figures only draw 2-D sets."""
 
 
 def git_commit() -> str:
@@ -54,6 +66,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+PAUSE_ENV = "MODECOV_TEST_COMMIT_PAUSE"
+"""Test-only: seconds to sleep between writing a temporary file and renaming it, so the
+fault-injection test can kill a run inside a commit; unset in normal use."""
+
+
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -61,6 +78,8 @@ def _atomic_write(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    if os.environ.get(PAUSE_ENV):
+        time.sleep(float(os.environ[PAUSE_ENV]))
     os.replace(tmp, path)
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -137,7 +156,12 @@ class Store:
         except BlockingIOError:
             self._lock.close()
             raise StoreError(f"{self.root} is in use by another modecov run") from None
-        self.runs()  # refuse a corrupt store before any work
+        try:  # refuse a corrupt store before any work
+            self.runs()
+            _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+        except StoreError:
+            self._lock.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -177,9 +201,29 @@ class Store:
         traj = pd.concat([traj, new_traj], ignore_index=True) if len(traj) else new_traj
         traj = traj.drop_duplicates(KEY + ["step", "metric"], keep="last")
         traj = traj.sort_values(KEY + ["metric", "step"], kind="stable")
-        # The trajectory goes first: runs.csv is the record that the group is complete.
+        # Samples and trajectory go first: runs.csv is the record that the group is complete.
+        self._write_samples(out, runs)
         _atomic_write(self.root / TRAJECTORY, traj.to_csv(index=False))
         _atomic_write(self.root / RUNS, merged[_column_order(merged)].to_csv(index=False))
+
+    def _write_samples(self, out: TrainOutput, runs: pd.DataFrame) -> None:
+        """Merge the group's final samples into samples/<config_id>.npz, atomically; seeds of
+        this config already committed are kept, uncommitted leftovers dropped."""
+        cfg = out.config
+        new = sample_arrays(out)
+        old = read_samples(self.root, cfg.config_id)
+        if old is not None:
+            ids = runs["config_id"].astype(str) == cfg.config_id
+            committed = {int(s) for s in runs.loc[ids, "seed"]}
+            keep = [i for i, s in enumerate(old["seeds"]) if s in committed and s not in cfg.seeds]
+            if keep and _compatible(old, new):
+                new = {k: np.concatenate([old[k][keep], new[k]]) if k in PER_SEED else new[k]
+                       for k in new}  # fmt: skip
+        order = np.argsort(new["seeds"], kind="stable")
+        new = {k: v[order] if k in PER_SEED else v for k, v in new.items()}
+        folder = self.root / SAMPLES
+        folder.mkdir(exist_ok=True)
+        _atomic_write_npz(folder / f"{cfg.config_id}.npz", new)
 
     def write_manifest(self, **fields) -> None:
         """Merge ``fields`` into manifest.json (atomically)."""
@@ -190,8 +234,70 @@ class Store:
                 data = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise StoreError(f"{path} is not valid JSON; move it aside or restore it") from None
+            if not isinstance(data, dict):
+                raise StoreError(f"{path} does not hold a JSON object; move it aside or restore it")
         data.update(fields)
         _atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+PER_SEED = ("seeds", "samples", "mode_counts", "landscape")
+"""Arrays of a samples file with a leading seed axis."""
+
+
+def sample_arrays(out: TrainOutput) -> dict[str, np.ndarray]:
+    """The arrays stored for one group: seeds, capped float32 samples, final HQ counts per
+    mode, the dataset's plot bounds and the discriminator landscape when there is one."""
+    S, N, D = out.samples.shape
+    n = max(1, min(N, MAX_SAMPLES_PER_SEED, MAX_NUMBERS_PER_SEED // D))
+    arrays = {
+        "seeds": np.asarray(out.config.seeds, dtype=np.int64),
+        "samples": out.samples[:, :n].float().numpy(),
+        "mode_counts": out.counts[-1].long().numpy(),
+        "bounds": np.asarray(DATASETS[out.config.dataset].bounds(), dtype=np.float64),
+    }
+    if out.landscape is not None:
+        arrays["landscape"] = out.landscape.float().numpy()
+    return arrays
+
+
+def _compatible(old: dict, new: dict) -> bool:
+    """Same arrays with the same per-seed shapes: stored seeds can join the new ones."""
+    return set(old) == set(new) and all(
+        old[k].shape[1:] == new[k].shape[1:] for k in PER_SEED if k in new
+    )
+
+
+def _atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed through a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_samples(
+    root: str | Path, config_id: str, committed: set[int] | None = None
+) -> dict[str, np.ndarray] | None:
+    """The samples file of ``config_id`` (only the seeds in ``committed`` when given), or
+    None when it is missing, unreadable or holds none of those seeds."""
+    path = Path(root) / SAMPLES / f"{config_id}.npz"
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError):
+        return None
+    if "seeds" not in arrays or "samples" not in arrays:
+        return None
+    if committed is not None:
+        keep = np.isin(arrays["seeds"], sorted(committed))
+        if not keep.any():
+            return None
+        arrays = {k: v[keep] if k in PER_SEED else v for k, v in arrays.items()}
+    return arrays
 
 
 def _check_rows(rows: pd.DataFrame, cfg: RunConfig, path: Path) -> None:
@@ -271,11 +377,13 @@ def _column_order(df: pd.DataFrame) -> list[str]:
 
 
 def machine() -> dict:
-    """Provenance of the machine and software for the manifest."""
+    """Provenance of the machine and software for the manifest, with the samples per side
+    each distribution metric reads (sample counts are provenance)."""
     return {
         "modecov_version": modecov.__version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
+        "distribution_sample_caps": dict(SAMPLE_CAPS),
     }

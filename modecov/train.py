@@ -20,6 +20,7 @@ from modecov import metrics
 from modecov.config import RunConfig
 from modecov.data import DATASETS, Dataset
 from modecov.device import device_name, resolve
+from modecov.metrics.distribution import SAMPLE_CAPS
 from modecov.nets import StackedMLP
 from modecov.optim import Adam, RMSprop
 from modecov.steps import standard_step
@@ -54,6 +55,9 @@ class TrainOutput:
     device: str
     losses: dict[str, list[Tensor]] = field(default_factory=dict)
     """Loss name -> per-snapshot (S,) values, for curves and movies."""
+    landscape: Tensor | None = None
+    """(S, L, L) final discriminator output on ``landscape_grid`` (row i: y_i, column j: x_j)
+    for 2-D datasets and variants with a trained discriminator on samples; else None."""
 
 
 class TrainState:
@@ -158,7 +162,8 @@ EVAL_STREAMS = 1 << 40
 
 
 def eval_generator(cfg: RunConfig, stream: int) -> torch.Generator:
-    """Generator of evaluation stream ``stream`` (0 noise, 1 large-set noise, 2 real samples)."""
+    """Generator of evaluation stream ``stream`` (0 noise, 1 large-set noise, 2 real samples,
+    3 large-set real samples)."""
     return torch.Generator().manual_seed(EVAL_STREAMS + 4 * cfg.eval_seed + stream)
 
 
@@ -181,6 +186,66 @@ def generate(st: TrainState, z: Tensor) -> Tensor:
     return st.G(zs)
 
 
+LANDSCAPE_RESOLUTION = 64
+"""Grid points per axis of the stored discriminator landscape."""
+
+
+def landscape_grid(data: Dataset, resolution: int = LANDSCAPE_RESOLUTION) -> Tensor:
+    """(L * L, 2) points of a square grid over ``data.bounds()``, x varying fastest."""
+    lo, hi = data.bounds()
+    axis = torch.linspace(lo, hi, resolution, dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack((xx.flatten(), yy.flatten()), -1)
+
+
+@torch.no_grad()
+def d_landscape(st: TrainState, resolution: int = LANDSCAPE_RESOLUTION) -> Tensor | None:
+    """(S, L, L) discriminator output over ``landscape_grid``, or None when the dataset is not
+    2-D or the discriminator does not judge single samples (a pair (x, z) critic).
+
+    A packed discriminator (PacGAN) sees each grid point repeated ``pack`` times.
+    """
+    if st.data.dim != 2:
+        return None
+    grid = landscape_grid(st.data, resolution).to(device=st.device, dtype=st.dtype)
+    S, pack = st.G.n_seeds, st.variant.pack
+    x = grid.repeat_interleave(pack, dim=0)[None].expand(S, -1, -1).contiguous()
+    try:
+        out = st.critic(x)
+    except RuntimeError:  # an input width the discriminator does not take: (x, z) pairs
+        return None
+    return out.reshape(S, resolution, resolution).float().cpu()
+
+
+LARGE_SAMPLER_SEEDS = 1 << 32
+"""A reference sampler draws seed s's large set from seed ``LARGE_SAMPLER_SEEDS + s``, apart
+from its small set (seed s) and from the evaluation streams."""
+
+
+def large_eval_set(cfg: RunConfig, data: Dataset, st: TrainState | None) -> tuple[Tensor, Tensor]:
+    """The large final sample set of the distribution metrics and a real set of its size.
+
+    N = min(``cfg.n_eval_large``, the largest ``SAMPLE_CAPS``): no metric reads more.
+
+    Args:
+        cfg: the group.
+        data: its dataset.
+        st: the trained state, or None for a reference sampler.
+
+    Returns:
+        (S, N, D) generated samples (from large-set noise, stream 1, or the sampler) and
+        (N, D) float64 true samples from their own stream (3).
+    """
+    n = min(cfg.n_eval_large, max(SAMPLE_CAPS.values()))
+    if st is None:
+        gens = [torch.Generator().manual_seed(LARGE_SAMPLER_SEEDS + s) for s in cfg.seeds]
+        fake = torch.stack([cfg.spec.sampler(data, n, g) for g in gens])
+    else:
+        fake = generate(st, eval_noise(cfg, n, stream=1))
+    real = data.sample(n, eval_generator(cfg, 3), dtype=torch.float64)
+    return fake, real.to(fake.device)
+
+
 def train(
     cfg: RunConfig, *, callback: Callable[[TrainState, dict], None] | None = None
 ) -> TrainOutput:
@@ -198,7 +263,7 @@ def train(
     data = DATASETS[cfg.dataset]
     variant = cfg.spec
     S = len(cfg.seeds)
-    real = real_reference(cfg, data, cfg.n_eval)
+    real = real_reference(cfg, data, cfg.n_eval).to(device)  # metrics run where training does
 
     snap_steps: list[int] = []
     snap_counts: list[Tensor] = []
@@ -218,12 +283,14 @@ def train(
         ).to(device)
         snapshot(0, samples)
         status, diverged = ["ok"] * S, [None] * S
+        landscape = None
     else:
         st = TrainState(cfg, data, variant, device)
         step_fn = variant.step or standard_step
         z_eval = eval_noise(cfg, cfg.n_eval)
         samples = generate(st, z_eval)
         snapshot(0, samples)
+        out: dict[str, Tensor] = {}
         for st.step in range(1, cfg.steps + 1):
             out = step_fn(st)
             if callback is not None:
@@ -236,12 +303,16 @@ def train(
                     losses.setdefault(k, []).append(v.cpu())
         status = ["ok" if bool(a) else "diverged" for a in st.alive.cpu()]
         diverged = st.diverged_step
+        # Only a discriminator that was trained (the step reports its loss) has a landscape.
+        landscape = d_landscape(st) if "loss_d" in out else None
     steps = torch.tensor(snap_steps)
     counts = torch.stack(snap_counts)
     traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}
 
     final = metrics.score_samples(fake=samples, real=real, data=data)
     final.update(metrics.score_trajectory(steps=steps, counts=counts, data=data))
+    fake_large, real_large = large_eval_set(cfg, data, None if variant.sampler else st)
+    final.update(metrics.score_distribution(fake=fake_large, real=real_large, data=data))
     return TrainOutput(
         config=cfg,
         final={k: v.detach().cpu() for k, v in final.items()},
@@ -254,4 +325,5 @@ def train(
         wall_time=time.perf_counter() - start,
         device=device_name(device),
         losses=losses,
+        landscape=landscape,
     )

@@ -290,7 +290,8 @@ def test_score_metrics_selects_metrics_and_outputs(capsys, tmp_path):
 @pytest.mark.parametrize("dataset", [pytest.param(d, id=d) for d in DATASETS])
 def test_score_of_the_true_sampler_covers_every_mode(capsys, tmp_path, dataset):
     data = DATASETS[dataset]
-    path = _write(tmp_path / "true.npy", sampler(dataset, (2, 2_000), seed=3))
+    n = max(2_000, 25 * data.n_modes)  # stacked_digits: 1000 modes need ~25,000 samples
+    path = _write(tmp_path / "true.npy", sampler(dataset, (2, n), seed=3))
     rc, out, err = cli(capsys, "score", path, "--dataset", dataset, "--json", "--metrics", "modes")
     assert rc == 0, err
     assert json.loads(out)["modes_covered"] == [data.n_modes, data.n_modes]

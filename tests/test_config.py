@@ -210,10 +210,13 @@ def test_config_id():
 def test_every_suite_builds(name):
     configs = suite(name)
     assert configs and all(isinstance(c, RunConfig) for c in configs)
-    groups = [(c.variant, c.dataset) for c in configs]
     ids = [c.config_id for c in configs]
     assert len(set(ids)) == len(ids), "a suite runs the same group twice"
-    assert len(set(groups)) == len(groups)
+    # A (variant, dataset) pair appears more than once only with hyper-parameters that differ.
+    seen: dict = {}
+    for c in configs:
+        seen.setdefault((c.variant, c.dataset), []).append((c.lr, c.beta1, c.beta2))
+    assert all(len(set(opts)) == len(opts) for opts in seen.values())
 
 
 def test_unknown_suite():
@@ -229,3 +232,17 @@ def test_default_suite_covers_its_variants():
         for variant in [*DEFAULT_VARIANTS, "true_sampler", "one_mode"]:
             assert (variant, dataset) in by_group, (variant, dataset)
             assert len(by_group[variant, dataset].seeds) >= 5, (variant, dataset)
+
+
+def test_optim_suite_compares_two_adam_settings_on_spiral_and_ring8():
+    configs = suite("optim")
+    trained = [c for c in configs if c.variant == "nsgan"]
+    settings = {(c.lr, c.beta1) for c in trained}
+    assert settings == {(1e-3, 0.9), (2e-4, 0.5)}
+    assert {(c.dataset, c.lr) for c in trained} == {
+        (d, lr) for d in ("spiral", "ring8") for lr in (1e-3, 2e-4)
+    }
+    assert all(len(c.seeds) >= 10 for c in configs)
+    # Dynamics metrics need a path, not two end points: at least 20 snapshots per run.
+    assert all(c.steps // c.eval_every >= 20 for c in trained)
+    assert len({c.config_id for c in configs}) == len(configs)
