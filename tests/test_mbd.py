@@ -1,6 +1,7 @@
 """Tests for minibatch discrimination: the features and the discriminator against
-hand-written loops on tiny cases, their gradient, and that seeds, real and fake batches
-each form their own minibatch."""
+hand-written loops on tiny cases and against the straightforward cdist implementation on
+random ones, their gradient (the hand-written backward), and that seeds, real and fake
+batches each form their own minibatch."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from modecov import losses
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.train import TrainState, train
-from modecov.variants import VARIANTS
+from modecov.variants import VARIANTS, mbd
 from modecov.variants.mbd import (
     KERNEL_DIM,
     KERNELS,
     MinibatchDiscriminator,
+    _KernelSums,
+    _tile,
     minibatch_critic,
     minibatch_features,
 )
@@ -52,6 +55,149 @@ def loop_features(m: torch.Tensor, group: int) -> torch.Tensor:
                     l1 = sum(abs(float(m[s, i, b, c] - m[s, j, b, c])) for c in range(C))
                     out[s, i, b] += math.exp(-l1)
     return out
+
+
+def reference_features(m: torch.Tensor, group: int) -> torch.Tensor:
+    """The straightforward implementation the tiled one replaced: cdist(p=1) per block,
+    differentiated by autograd."""
+    S, _, kernels, width = m.shape
+    parts = []
+    for block in m.split(group, dim=1):
+        n = block.shape[1]
+        per_kernel = block.permute(0, 2, 1, 3).reshape(S * kernels, n, width)
+        dist = torch.cdist(per_kernel, per_kernel, p=1)
+        parts.append(torch.exp(-dist).sum(-1).view(S, kernels, n).transpose(1, 2))
+    return torch.cat(parts, dim=1)
+
+
+def features_and_grad(fn, m: torch.Tensor, group: int, weights: torch.Tensor):
+    """fn's features of m and the gradient of Σ weights · features with respect to m."""
+    m = m.detach().requires_grad_(True)
+    out = fn(m, group)
+    (grad,) = torch.autograd.grad((out * weights).sum(), m)
+    return out, grad
+
+
+@pytest.mark.parametrize(
+    "shape,group",
+    [
+        pytest.param((2, 256, 3, 5), 256, id="batch256-4tiles"),
+        pytest.param((2, 2 * 128 + 37, 4, 5), 128, id="2x128-tiled+remainder37"),
+        pytest.param((3, 240, 2, 3), 120, id="tile60"),
+        pytest.param((1, 67, 2, 5), 67, id="prime-one-tile"),
+        pytest.param((2, 12, 3, 2), 5, id="small-blocks"),
+    ],
+)
+def test_matches_the_straightforward_implementation(shape, group):
+    g = torch.Generator().manual_seed(sum(shape) + group)
+    m = torch.randn(shape, generator=g, dtype=torch.float64) * 0.7
+    weights = torch.randn(*shape[:3], generator=g, dtype=torch.float64)
+    got, got_grad = features_and_grad(minibatch_features, m, group, weights)
+    want, want_grad = features_and_grad(reference_features, m, group, weights)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_ties_have_the_reference_subgradient():
+    # Repeated points and shared coordinates: |0| has gradient 0, as in cdist's backward.
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(2, 128, 2, 5, generator=g, dtype=torch.float64)
+    m[:, 64:80] = m[:, :16]  # whole points repeated across tiles
+    m[:, 5:9, :, 2] = m[:, 4:5, :, 2]  # one coordinate shared within a tile
+    weights = torch.randn(2, 128, 2, generator=g, dtype=torch.float64)
+    got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
+    want, want_grad = features_and_grad(reference_features, m, 128, weights)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,shift", [(torch.float64, 100.0), (torch.float32, 20.0)])
+def test_widely_spread_sets_take_the_direct_path(dtype, shift):
+    # A kernel whose points spread too far for the exp-free factors in this dtype is
+    # computed as exp(−‖·‖₁) directly; the other kernels of the same chunk are not.
+    g = torch.Generator().manual_seed(6)
+    m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64) * 0.7
+    # Seed 1, kernel 2: two far clusters, a spread of hundreds (float64) or of over a
+    # hundred (float32), with close pairs inside each cluster.
+    m[1, :64, 2] += shift
+    m[:, :, 1, 0] += 1e3  # an offset changes nothing: the factors are centred per set
+    x = m.permute(3, 0, 2, 1).reshape(5, 6, 128).to(dtype)
+    assert mbd._exp_factors(x)[2] == [True, True, True, True, True, False]
+    weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
+    got, got_grad = features_and_grad(minibatch_features, m.to(dtype), 128, weights.to(dtype))
+    m = m.to(dtype).double()  # the reference sees the same rounded inputs
+    want, want_grad = features_and_grad(reference_features, m, 128, weights)
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
+    torch.testing.assert_close(got_grad.double(), want_grad, rtol=tol, atol=tol)
+
+
+def test_all_sets_spread_take_the_direct_path():
+    g = torch.Generator().manual_seed(8)
+    m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
+    m[:, 1::2] += 100.0  # two far clusters per set, close pairs inside each
+    x = m.permute(3, 0, 2, 1).reshape(5, 6, 128)
+    assert not any(mbd._exp_factors(x)[2])
+    weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
+    got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
+    want, want_grad = features_and_grad(reference_features, m, 128, weights)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_non_finite_values_stay_in_their_set():
+    # A diverged seed's NaN or infinity spoils its own kernels' features, as in cdist,
+    # and nothing else.
+    g = torch.Generator().manual_seed(7)
+    m = torch.randn(3, 128, 2, 5, generator=g, dtype=torch.float64)
+    m[1, 3, 0, 2] = float("nan")
+    m[2, 7, 1, 0] = float("inf")
+    got, want = minibatch_features(m, 128), reference_features(m, 128)
+    assert torch.equal(got.isnan(), want.isnan()) and got[0].isfinite().all()
+    finite = want.isfinite()
+    torch.testing.assert_close(got[finite], want[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_float32_matches_the_reference():
+    g = torch.Generator().manual_seed(4)
+    m = torch.randn(2, 256, 4, 5, generator=g)
+    weights = torch.randn(2, 256, 4, generator=g)
+    got, got_grad = features_and_grad(minibatch_features, m, 256, weights)
+    want, want_grad = features_and_grad(reference_features, m.double(), 256, weights.double())
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_grad.double(), want_grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,tile", [(6, 6), (6, 3), (6, 2), (8, 2)])
+def test_kernel_sums_gradcheck(n, tile):
+    # The hand-written backward, on every tiling of a small grid.
+    g = torch.Generator().manual_seed(n * tile)
+    x = torch.randn(3, 2, n, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: _KernelSums.apply(t, tile), (x,))
+
+
+def test_tile_sizes():
+    assert _tile(256) == 64 and _tile(200) == 50 and _tile(130) == 26
+    assert _tile(64) == 64 and _tile(67) == 67 and _tile(2 * 67) == 134  # one tile
+
+
+def test_chunk_size_does_not_change_results(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
+    weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
+    want, want_grad = features_and_grad(minibatch_features, m, 128, weights)
+    monkeypatch.setattr(mbd, "CHUNK_ELEMENTS", 1)  # one (seed, kernel) set per chunk
+    got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=0)
+
+
+def test_no_second_derivative():
+    # The backward is hand-written: a second derivative must fail, not come out wrong.
+    m = torch.randn(1, 4, 2, 2, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(minibatch_features(m, 4).sum(), m, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), m)
 
 
 @pytest.mark.parametrize("n,group", [(5, 5), (6, 3), (7, 3)])
@@ -128,10 +274,12 @@ def test_real_fake_and_seeds_are_separate_minibatches():
     d_real2, d_fake2 = st.critic(torch.cat((real, moved), dim=1)).chunk(2, dim=1)
     torch.testing.assert_close(d_real2, d_real, rtol=0, atol=0)
     assert ((d_fake2 - d_fake)[:, 1:].abs() > 0).all()
-    # Changing seed 1's batch leaves seed 0's logits alone.
+    # Changing seed 1's batch leaves seed 0's logits alone (bit for bit at the same layout:
+    # vectorised exp rounds by position, so the joint pass may differ in the last bit).
     other = real.clone()
     other[1] = fake[1]
-    torch.testing.assert_close(st.critic(other)[0], d_real[0], rtol=0, atol=0)
+    torch.testing.assert_close(st.critic(other)[0], st.critic(real)[0], rtol=0, atol=0)
+    torch.testing.assert_close(st.critic(other)[0], d_real[0], rtol=0, atol=1e-12)
 
 
 def test_generator_gradient_sees_the_minibatch_features():

@@ -96,14 +96,7 @@ def test_smoke(key):
         assert out.losses, "a trained variant reports its losses"
 
 
-# mbd's pairwise minibatch features make this minutes long; test_mbd.py runs a smaller
-# float64 version of the same check.
-SLOW_TO_TRAIN = {"mbd"}
-
-
-@pytest.mark.parametrize(
-    "key", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_TO_TRAIN else k for k in VARIANTS]
-)
+@pytest.mark.parametrize("key", list(VARIANTS))
 def test_seeds_together_equal_separate_runs_float64(key):
     seeds = (3, 0, 7)  # not 0..S-1, so a seed is never confused with its position
     common = dict(

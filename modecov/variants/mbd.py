@@ -2,7 +2,10 @@
 for each sample, how close it is to the other samples of its minibatch.
 
 The layer costs O(B² · kernels · kernel_dim) per pass, elementwise work that no matrix
-product does: at the shared batch of 256 a step costs 100-130 NS-GAN steps on a CPU.
+product does. ``minibatch_features`` computes it exactly with a hand-written backward:
+each unordered pair of tiles of the symmetric pair grid once, no exp over the grid (a
+product of per-point factors), in cache-sized chunks. At the shared batch of 256 (5 seeds,
+ring8, one thread) a step costs ~24 NS-GAN steps, against ~130 with cdist and autograd.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from modecov import losses
@@ -31,12 +35,176 @@ T_INIT_STD = 0.05
 """Standard deviation of T's initial entries, as in the authors' code (improved-gan)."""
 
 
+TILE = 64
+"""Rows per tile of a minibatch's pair grid: each unordered pair of tiles is computed once
+(the grid is symmetric), (1 + 1/tiles)/2 of the grid; 64 measured faster than 16, 32 or
+128 at batch 256."""
+
+CHUNK_ELEMENTS = 1 << 19
+"""Pair-grid entries per chunk of (seed, kernel) sets: bounds the temporaries (2 MB each in
+float32, about the L2 cache)."""
+
+FAST_SPREAD = 0.6
+"""A point set takes ``_pair_weights``' exp-free path when its spread (the sum over the
+kernel's dimensions of each one's range) is at most this share of log(dtype max): 53 in
+float32, 425 in float64. Its factors then stay within e^{±0.9 log(max)}, clear of overflow
+and of subnormals."""
+
+
+def _tile(n: int) -> int:
+    """Rows per tile for a minibatch of n rows: the largest divisor of n up to TILE, or n
+    itself (one tile, the full grid) when that divisor would be too small to pay off."""
+    if n <= TILE:
+        return n
+    size = max(d for d in range(1, TILE + 1) if n % d == 0)
+    return size if size >= TILE // 4 else n
+
+
+def _tile_pairs(tiles: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(Q,) tile indices a <= b of every unordered tile pair, by offset b − a: the diagonal
+    pairs first."""
+    a = torch.cat([torch.arange(tiles - k, device=device) for k in range(tiles)])
+    b = torch.cat([torch.arange(k, tiles, device=device) for k in range(tiles)])
+    return a, b
+
+
+def _pair_tiles(x: Tensor, tile: int) -> tuple[Tensor, Tensor]:
+    """(C, P, Q, tile, 1) and (C, P, Q, 1, tile): tiles a and b (``_tile_pairs``) of
+    (C, P, n) x, which broadcast to the Q tile pairs' blocks."""
+    C, P, n = x.shape
+    tiles = n // tile
+    xt = x.view(C, P, tiles, tile)
+    xa = torch.cat([xt[:, :, : tiles - k] for k in range(tiles)], dim=2)
+    xb = torch.cat([xt[:, :, k:] for k in range(tiles)], dim=2)
+    return xa[..., None], xb[..., None, :]
+
+
+class _KernelSums(torch.autograd.Function):
+    """``o_pi = Σ_j exp(−Σ_c |x_cpi − x_cpj|)`` for (C, P, n) points x: P point sets (one per
+    seed, minibatch and kernel) of n points in C dimensions, one (P, n) plane per dimension
+    so that every difference below runs over contiguous rows.
+
+    The (n, n) grid of each set is cut into tiles of t rows; the t×t block of tiles (a, b),
+    a <= b, is computed once, its row sums go to tile a and, off the diagonal, its column
+    sums to tile b. E_ij = exp(−‖x_i − x_j‖₁) comes from ``_pair_weights``. Backward uses
+    ∂o_i/∂x_ic = −Σ_j E_ij sign(x_ic − x_jc) and its mirror term, so with g = ∂L/∂o:
+    ∂L/∂x_ic = −Σ_j (g_i + g_j) E_ij sign(x_ic − x_jc), sign(0) = 0 as for cdist (the self
+    term has no gradient). Backward recomputes E chunk by chunk rather than keeping half of
+    the (P, n, n) grid: writing it to memory and reading it back cost more than the
+    recomputation, and memory stays at a few chunks of CHUNK_ELEMENTS entries.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, tile: int) -> Tensor:
+        C, P, n = x.shape
+        tiles = n // tile
+        a, b = _tile_pairs(tiles, x.device)
+        Q = a.numel()
+        w, s, fast = _exp_factors(x)
+        tiled = (*_pair_tiles(x, tile), *_pair_tiles(w, tile), *_pair_tiles(s, tile))
+        rows = max(1, CHUNK_ELEMENTS // (Q * tile * tile))
+        dist = x.new_empty(min(rows, P), Q, tile, tile)
+        tmp = torch.empty_like(dist)
+        row_sums = x.new_empty(P, Q, tile)
+        col_sums = x.new_empty(P, Q - tiles, tile)
+        for start in range(0, P, rows):
+            ps = slice(start, min(start + rows, P))
+            e = _pair_weights([t[:, ps] for t in tiled], fast[ps], dist, tmp)
+            torch.sum(e, -1, out=row_sums[ps])
+            torch.sum(e[:, tiles:], -2, out=col_sums[ps])
+        out = x.new_zeros(P, tiles, tile)
+        out.index_add_(1, a, row_sums).index_add_(1, b[tiles:], col_sums)
+        ctx.save_for_backward(*tiled)
+        ctx.tile, ctx.n, ctx.fast = tile, n, fast
+        return out.view(P, n)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        tiled = ctx.saved_tensors
+        xa, xb = tiled[:2]
+        tile, n, fast = ctx.tile, ctx.n, ctx.fast
+        C, P, Q = xa.shape[:3]
+        tiles = n // tile
+        a, b = _tile_pairs(tiles, xa.device)
+        (ga,), (gb,) = _pair_tiles(grad.reshape(1, P, n), tile)
+        rows = max(1, CHUNK_ELEMENTS // (Q * tile * tile))
+        w = xa.new_empty(min(rows, P), Q, tile, tile)
+        tmp = torch.empty_like(w)
+        row_sums = xa.new_empty(C, P, Q, tile)
+        col_sums = xa.new_empty(C, P, Q - tiles, tile)
+        for start in range(0, P, rows):
+            ps = slice(start, min(start + rows, P))
+            wk = _pair_weights([t[:, ps] for t in tiled], fast[ps], w, tmp)
+            buf = tmp[: wk.shape[0]]
+            wk.mul_(torch.add(ga[ps], gb[ps], out=buf))
+            for c in range(C):
+                torch.sub(xa[c, ps], xb[c, ps], out=buf).sign_().mul_(wk)
+                torch.sum(buf, -1, out=row_sums[c, ps])
+                torch.sum(buf[:, tiles:], -2, out=col_sums[c, ps])
+        gx = xa.new_zeros(C, P, tiles, tile)
+        gx.index_add_(2, b[tiles:], col_sums).index_add_(2, a, row_sums.neg_())
+        return gx.view(C, P, n), None
+
+
+def _exp_factors(x: Tensor) -> tuple[Tensor, Tensor, list[bool]]:
+    """w = exp(−2x') (C, P, n) and s = exp(Σ_c x') (1, P, n) of (C, P, n) x centred per set
+    and dimension (x' = x − midrange), and per set whether its spread Σ_c range_c is small
+    enough for them not to overflow (never for a set with a NaN or an infinity)."""
+    lo, hi = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)
+    centred = x - (lo + hi) / 2
+    spread = (hi - lo).sum(0).flatten()
+    fast = spread <= FAST_SPREAD * math.log(torch.finfo(x.dtype).max)
+    return (-2 * centred).exp(), centred.sum(0, keepdim=True).exp(), fast.tolist()
+
+
+def _pair_weights(
+    tiled: Sequence[Tensor], fast: Sequence[bool], out: Tensor, tmp: Tensor
+) -> Tensor:
+    """``E = exp(−Σ_c |x_a,c − x_b,c|)`` over p sets' tile pairs, into the first p rows of
+    ``out`` (``tmp`` is scratch of the same shape).
+
+    ``tiled`` holds the tiles a and b of x, w and s (``_exp_factors``). Per dimension
+    exp(−|x_i − x_j|) = e^{x'_i} e^{x'_j} min(e^{−2x'_i}, e^{−2x'_j}) (x' = x − m for any m),
+    so E = s_i s_j Π_c min(w_ic, w_jc): a minimum and a product per dimension, no exp
+    over the grid. Its factors stay within e^{±1.5 · spread}; sets too spread for the
+    dtype use exp(−‖x_i − x_j‖₁) directly (the whole chunk when none of its sets is fast).
+    """
+    xa, xb, wa, wb, sa, sb = tiled
+    C, p = xa.shape[:2]
+    e, buf = out[:p], tmp[:p]
+    if not any(fast):
+        torch.sub(xa[0], xb[0], out=e).abs_()
+        for c in range(1, C):
+            e.add_(torch.sub(xa[c], xb[c], out=buf).abs_())
+        return e.neg_().exp_()
+    torch.minimum(wa[0], wb[0], out=e)
+    for c in range(1, C):
+        e.mul_(torch.minimum(wa[c], wb[c], out=buf))
+    e.mul_(sa[0]).mul_(sb[0])
+    slow = [i for i, ok in enumerate(fast) if not ok]
+    if slow:
+        at = torch.tensor(slow, device=e.device)
+        e[at] = (xa[:, at] - xb[:, at]).abs_().sum(0).neg_().exp_()
+    return e
+
+
+def _block_features(block: Tensor) -> Tensor:
+    """(S, G, n, kernels) features of (S, G, n, kernels, kernel_dim) projections, G
+    minibatches of n rows each."""
+    S, G, n, kernels, width = block.shape
+    x = block.permute(4, 0, 1, 3, 2).reshape(width, S * G * kernels, n)
+    o = _KernelSums.apply(x, _tile(n))
+    return o.view(S, G, kernels, n).transpose(2, 3)
+
+
 def minibatch_features(m: Tensor, group: int) -> Tensor:
     """``o(x_i)_b = Σ_j exp(−‖M_{i,b} − M_{j,b}‖₁)``, j over x_i's minibatch.
 
     The minibatch of row i is its block of ``group`` consecutive rows (the last block may
     be shorter), within its own seed; j runs over the whole block, i included, as in the
-    paper's sum over j = 1..n (the self term adds exactly 1).
+    paper's sum over j = 1..n (the self term adds 1). The gradient is ``_KernelSums``'
+    hand-written one (equal to cdist's under autograd); there is no second derivative.
 
     Args:
         m: (S, N, kernels, kernel_dim) projections ``M_i = f(x_i) T``.
@@ -45,15 +213,15 @@ def minibatch_features(m: Tensor, group: int) -> Tensor:
     Returns:
         (S, N, kernels) minibatch features.
     """
-    S, _, kernels, width = m.shape
+    S, N, kernels, width = m.shape
+    full = N - N % group
     parts = []
-    for block in m.split(group, dim=1):
-        n = block.shape[1]
-        # One (n, kernel_dim) point set per seed and kernel: cdist gives their L1 distances.
-        per_kernel = block.permute(0, 2, 1, 3).reshape(S * kernels, n, width)
-        dist = torch.cdist(per_kernel, per_kernel, p=1)
-        parts.append(torch.exp(-dist).sum(-1).view(S, kernels, n).transpose(1, 2))
-    return torch.cat(parts, dim=1)
+    if full:
+        blocks = m[:, :full].reshape(S, full // group, group, kernels, width)
+        parts.append(_block_features(blocks).reshape(S, full, kernels))
+    if full < N:
+        parts.append(_block_features(m[:, full:, None].transpose(1, 2))[:, 0])
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 class MinibatchDiscriminator:
@@ -187,6 +355,6 @@ MBD = Variant(
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     make_d=minibatch_critic,
-    relative_cost=115.0,
+    relative_cost=24.0,
 )
 """Keeps the shared Adam: the paper gives no toy settings."""
