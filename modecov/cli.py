@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -49,13 +51,23 @@ def _parser() -> argparse.ArgumentParser:
                    "local Ray with --workers CPUs)")  # fmt: skip
     r.add_argument("--quiet", action="store_true",
                    help="no progress (default: bars on a tty, else a line a group)")  # fmt: skip
+    r.add_argument("--mnist", metavar="DIR", help="directory of the MNIST IDX files, for "
+                   "--datasets stacked_mnist (default $MODECOV_MNIST)")  # fmt: skip
 
     rep = sub.add_parser("report", help="summary, tables, figures and README from a results dir")
     rep.add_argument("dir", help="results directory holding runs.csv")
-    rep.add_argument("--stat", default="mean", choices=("mean", "median", "iqm"),
-                     help="point estimate over seeds (default mean)")
-    rep.add_argument("--interval", default="ci95", choices=("ci95", "std", "sem"),
-                     help="95%% bootstrap interval, ± std or ± sem (default ci95)")
+    rep.add_argument(
+        "--stat",
+        default="mean",
+        choices=("mean", "median", "iqm"),
+        help="point estimate over seeds (default mean)",
+    )
+    rep.add_argument(
+        "--interval",
+        default="ci95",
+        choices=("ci95", "std", "sem"),
+        help="95%% bootstrap interval, ± std or ± sem (default ci95)",
+    )
     rep.add_argument("--baseline", help="variant for the probability-of-improvement tables "
                      "(default nsgan)")  # fmt: skip
 
@@ -75,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    "sliced_w2; also the reference of the Fréchet distance")  # fmt: skip
     s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--mnist", metavar="DIR", help="directory of the MNIST IDX files, for "
+                   "--dataset stacked_mnist (default $MODECOV_MNIST)")  # fmt: skip
     return p
 
 
@@ -92,15 +106,52 @@ def _int_arg(name: str, text: str, low: int = 0) -> int:
     return value
 
 
+def _check_dataset(name: str) -> None:
+    """Refuse an unknown dataset key, and a user-file dataset whose files are not named or not
+    valid (one line, before anything is written)."""
+    from modecov.data import DATASETS, USER_DATASETS
+
+    if name in USER_DATASETS and name not in DATASETS:
+        raise ConfigError(f"dataset {name!r} needs {USER_DATASETS[name].needs}")
+    if name not in DATASETS:
+        raise unknown("dataset", name, dict.fromkeys([*DATASETS, *USER_DATASETS]))
+    if name in USER_DATASETS:
+        DATASETS[name].check()
+
+
+@contextlib.contextmanager
+def _mnist_dir(path: str | None):
+    """Name the MNIST directory (``--mnist``, over ``$MODECOV_MNIST``) for this command and
+    the worker processes it starts, and check its files."""
+    from modecov.data.mnist import ENV, StackedMnist
+
+    if path is None:
+        yield
+        return
+    old = os.environ.get(ENV)
+    os.environ[ENV] = str(Path(path).expanduser().resolve())
+    try:
+        StackedMnist.from_env().check()
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     from modecov.config import SUITES, suite
-    from modecov.data import DATASETS
+    from modecov.data import DATASETS, USER_DATASETS
     from modecov.metrics import METRICS
     from modecov.variants import REFERENCES, VARIANTS
 
     print("datasets:")
     for d in DATASETS.values():
         print(f"  {d.name:<20} {d.label} (D={d.dim}, K={d.n_modes})")
+    for key, cls in USER_DATASETS.items():
+        if key not in DATASETS:
+            print(f"  {key:<20} {cls.label} (D={cls.dim}, K={cls.K}; needs {cls.needs})")
     print("variants:")
     for v in VARIANTS.values():
         print(f"  {v.name:<20} {v.label} [{v.reference}]")
@@ -121,7 +172,6 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 def _configs(args: argparse.Namespace):
     from modecov.config import grid_configs, parse_seeds, parse_value, suite
-    from modecov.data import DATASETS
     from modecov.variants import REFERENCES, VARIANTS
 
     overrides: dict = {}
@@ -146,8 +196,7 @@ def _configs(args: argparse.Namespace):
         if v not in VARIANTS and v not in REFERENCES:
             raise unknown("variant", v, [*VARIANTS, *REFERENCES])
     for d in datasets or ():
-        if d not in DATASETS:
-            raise unknown("dataset", d, DATASETS)
+        _check_dataset(d)
     if args.suite:
         configs = suite(args.suite)
         for kind, names in (("variant", variants), ("dataset", datasets)):
@@ -173,10 +222,14 @@ def _configs(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import os
+    with _mnist_dir(args.mnist):
+        return _run(args)
 
+
+def _run(args: argparse.Namespace) -> int:
     from modecov.backends import require_ray, run_local, run_ray
     from modecov.config import RunConfig
+    from modecov.data import DATASETS, USER_DATASETS
     from modecov.device import device_name, resolve
     from modecov.progress import Progress, choose_mode
     from modecov.store import Store, machine
@@ -204,6 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if missing:
                 todo.append(dataclasses.replace(cfg, seeds=missing))
         skipped = len(configs) - len(todo)
+        files: dict[str, str] = {}  # user-file datasets: train a classifier once, not per worker
+        for d in dict.fromkeys(c.dataset for c in todo if c.dataset in USER_DATASETS):
+            files.update(DATASETS[d].prepare())
         provenance = machine()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         store.write_manifest(
@@ -212,7 +268,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             device_name=where,
             sample_counts={"n_eval": sorted({c.n_eval for c in configs}),
                            "n_eval_large": sorted({c.n_eval_large for c in configs})},
-            **provenance,
+            **provenance, **files,
         )  # fmt: skip
         mode = choose_mode(quiet=args.quiet)
         if mode != "quiet":
@@ -333,6 +389,11 @@ def _score_names(metrics, text: str | None, kinds: list[str]) -> dict[str, list[
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    with _mnist_dir(args.mnist):
+        return _score(args)
+
+
+def _score(args: argparse.Namespace) -> int:
     import torch
 
     from modecov import metrics
@@ -344,8 +405,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                           "metrics), or both")  # fmt: skip
     data = None
     if args.dataset is not None:
-        if args.dataset not in DATASETS:
-            raise unknown("dataset", args.dataset, DATASETS)
+        _check_dataset(args.dataset)
         data = DATASETS[args.dataset]
     kinds = (["samples"] if data is not None else []) + (["distribution"] if args.real else [])
     chosen = _score_names(metrics, args.metrics, kinds)

@@ -1,4 +1,5 @@
-"""Seed-batched DCGAN-style conv networks for 3x8x8 images (``stacked_digits``).
+"""Seed-batched DCGAN-style conv networks for 3-channel square images: 8x8 (``stacked_digits``)
+and 28x28 (``stacked_mnist``).
 
 They follow StackedMLP's interface (``modecov.nets``): one flat (S, P) parameter buffer that
 the optimisers update in place, leaf views of it that autograd differentiates, and
@@ -20,7 +21,8 @@ from torch.nn import functional as F
 from modecov.data.base import CHUNK
 
 SIDE, CHANNELS = 8, 3
-"""Image side and channels of the samples (D = 3 * 8 * 8)."""
+"""Default image side and channels of the samples (D = 3 * 8 * 8); ``side`` picks another
+side divisible by 4 (28 for Stacked MNIST)."""
 
 KERNEL, STRIDE, PADDING = 4, 2, 1
 """Every (transposed) convolution doubles (halves) the side: DCGAN's 4x4, stride 2."""
@@ -108,6 +110,14 @@ def _bound(fan_in: int, gain: float = 1.0) -> float:
     return gain / math.sqrt(fan_in)
 
 
+def _base(side: int) -> int:
+    """Side of the smallest feature map, side / 4 (two stride-2 layers); ValueError unless
+    ``side`` is a positive multiple of 4."""
+    if side <= 0 or side % 4:
+        raise ValueError(f"image side must be a positive multiple of 4, got {side}")
+    return side // 4
+
+
 def _to_groups(x: Tensor, channels: int, side: int) -> Tensor:
     """(S, B, C * side * side) -> (B, S * C, side, side): seeds become channel groups."""
     S, B, _ = x.shape
@@ -126,13 +136,15 @@ class StackedConvG(_StackedNet):
     """DCGAN-style generator, one independent copy per seed.
 
     z (Z) -> linear -> width * 2 * 2 -> ReLU -> transposed conv -> width/2 * 4 * 4 -> ReLU
-    -> transposed conv -> 3 * 8 * 8 -> tanh, flattened channel-first to D = 192.
+    -> transposed conv -> 3 * 8 * 8 -> tanh, flattened channel-first to D = 192 (for
+    ``side`` = 28: 7 * 7 -> 14 * 14 -> 28 * 28, D = 2352).
 
     Args:
         z_dim: Z, latent dimension.
-        width: channels of the 2x2 feature map (the 4x4 map has half as many).
+        width: channels of the side/4 feature map (the side/2 map has half as many).
         generators: one ``torch.Generator`` per seed; seed s's initial weights come from
             ``generators[s]`` alone (PyTorch's default init, weights times ``G_INIT_GAIN``).
+        side: image side, divisible by 4.
         dtype, device: of the parameters.
     """
 
@@ -142,15 +154,17 @@ class StackedConvG(_StackedNet):
         width: int,
         generators: Sequence[torch.Generator],
         *,
+        side: int = SIDE,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
-        c1, c2 = width, max(width // 2, 1)
-        self.z_dim, self.c1, self.c2 = z_dim, c1, c2
+        c1, c2, base = width, max(width // 2, 1), _base(side)
+        self.z_dim, self.c1, self.c2, self.side, self.base = z_dim, c1, c2, side, base
         k2, g = KERNEL * KERNEL, G_INIT_GAIN
         # ConvTranspose2d's default init takes fan_in from weight.size(1) = out channels.
         self.spec = [
-            ("fc.w", (c1 * 4, z_dim), _bound(z_dim, g)), ("fc.b", (1, c1 * 4), _bound(z_dim)),
+            ("fc.w", (c1 * base * base, z_dim), _bound(z_dim, g)),
+            ("fc.b", (1, c1 * base * base), _bound(z_dim)),
             ("up1.w", (c1, c2, KERNEL, KERNEL), _bound(c2 * k2, g)),
             ("up1.b", (c2,), _bound(c2 * k2)),
             ("up2.w", (c2, CHANNELS, KERNEL, KERNEL), _bound(CHANNELS * k2, g)),
@@ -161,7 +175,7 @@ class StackedConvG(_StackedNet):
     def _forward(self, z: Tensor, w: dict[str, Tensor]) -> Tensor:
         S = z.shape[0]
         h = F.relu(torch.baddbmm(w["fc.b"], z, w["fc.w"].transpose(1, 2)))
-        h = _to_groups(h, self.c1, 2)
+        h = _to_groups(h, self.c1, self.base)
         h = F.conv_transpose2d(
             h, w["up1.w"].reshape(S * self.c1, self.c2, KERNEL, KERNEL), w["up1.b"].reshape(-1),
             stride=STRIDE, padding=PADDING, groups=S,
@@ -177,14 +191,16 @@ class StackedConvD(_StackedNet):
     """DCGAN-style discriminator, one independent copy per seed.
 
     3·pack * 8 * 8 -> conv -> width/2 * 4 * 4 -> LeakyReLU -> conv -> width * 2 * 2 ->
-    LeakyReLU -> linear -> 1. PacGAN's ``pack`` samples arrive concatenated (pack * 192
-    inputs) and are read as 3 * pack channels, so only the first layer changes with pack.
+    LeakyReLU -> linear -> 1 (for ``side`` = 28: 28 * 28 -> 14 * 14 -> 7 * 7). PacGAN's
+    ``pack`` samples arrive concatenated (pack * D inputs) and are read as 3 * pack
+    channels, so only the first layer changes with pack.
 
     Args:
-        width: channels of the 2x2 feature map (the 4x4 map has half as many).
+        width: channels of the side/4 feature map (the side/2 map has half as many).
         generators: one ``torch.Generator`` per seed; seed s's initial weights come from
             ``generators[s]`` alone (PyTorch's default init).
         pack: samples per discriminator input (PacGAN); 1 = no packing.
+        side: image side, divisible by 4.
         dtype, device: of the parameters.
         slope: negative slope of the LeakyReLU.
     """
@@ -195,25 +211,26 @@ class StackedConvD(_StackedNet):
         generators: Sequence[torch.Generator],
         *,
         pack: int = 1,
+        side: int = SIDE,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
         slope: float = 0.2,
     ) -> None:
-        c1, c2, cin = width, max(width // 2, 1), CHANNELS * pack
-        self.c1, self.c2, self.cin, self.slope = c1, c2, cin, slope
-        k2 = KERNEL * KERNEL
+        c1, c2, cin, base = width, max(width // 2, 1), CHANNELS * pack, _base(side)
+        self.c1, self.c2, self.cin, self.slope, self.side = c1, c2, cin, slope, side
+        k2, flat = KERNEL * KERNEL, c1 * base * base
         self.spec = [
             ("down1.w", (c2, cin, KERNEL, KERNEL), _bound(cin * k2)),
             ("down1.b", (c2,), _bound(cin * k2)),
             ("down2.w", (c1, c2, KERNEL, KERNEL), _bound(c2 * k2)),
             ("down2.b", (c1,), _bound(c2 * k2)),
-            ("fc.w", (1, c1 * 4), _bound(c1 * 4)), ("fc.b", (1, 1), _bound(c1 * 4)),
+            ("fc.w", (1, flat), _bound(flat)), ("fc.b", (1, 1), _bound(flat)),
         ]  # fmt: skip
         self._build(generators, dtype, device)
 
     def _forward(self, x: Tensor, w: dict[str, Tensor]) -> Tensor:
         S = x.shape[0]
-        h = _to_groups(x, self.cin, SIDE)
+        h = _to_groups(x, self.cin, self.side)
         h = F.conv2d(
             h, w["down1.w"].reshape(S * self.c2, self.cin, KERNEL, KERNEL),
             w["down1.b"].reshape(-1), stride=STRIDE, padding=PADDING, groups=S,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
 from modecov.data.base import HQ_MASS, Dataset, GaussianMixture, Spiral
 from modecov.data.digits import StackedDigits
 from modecov.data.mixtures import gauss1200, geometric_weights, grid, heavy_center, ring
+from modecov.data.mnist import StackedMnist
 
-DATASETS: Mapping[str, Dataset] = MappingProxyType(
+BUNDLED: Mapping[str, Dataset] = MappingProxyType(
     {
         d.name: d
         for d in (
@@ -42,4 +43,42 @@ DATASETS: Mapping[str, Dataset] = MappingProxyType(
     }
 )  # fmt: skip
 
-__all__ = ["DATASETS", "HQ_MASS", "Dataset", "GaussianMixture", "Spiral", "StackedDigits"]
+"""The datasets that need nothing but modecov: always in DATASETS."""
+
+USER_DATASETS: Mapping[str, type[StackedMnist]] = MappingProxyType(
+    {StackedMnist.name: StackedMnist}
+)
+"""Datasets read from files the user names (``needs`` says how): in DATASETS only once named,
+so no suite and no registry-driven test depends on files a machine may not have."""
+
+
+class _Registry(Mapping[str, Dataset]):
+    """Read-only: BUNDLED, then each of USER_DATASETS whose files are named (``from_env``)."""
+
+    def __getitem__(self, key: str) -> Dataset:
+        if key in BUNDLED:
+            return BUNDLED[key]
+        found = USER_DATASETS[key].from_env() if key in USER_DATASETS else None
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        yield from BUNDLED
+        yield from (k for k, cls in USER_DATASETS.items() if cls.from_env() is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"DATASETS({', '.join(self)})"
+
+
+DATASETS: Mapping[str, Dataset] = _Registry()
+"""Every dataset available here, by key: BUNDLED, plus ``stacked_mnist`` when ``$MODECOV_MNIST``
+names the MNIST directory (``modecov run --mnist DIR`` sets it)."""
+
+__all__ = [
+    "BUNDLED", "DATASETS", "HQ_MASS", "USER_DATASETS", "Dataset", "GaussianMixture", "Spiral",
+    "StackedDigits", "StackedMnist",
+]  # fmt: skip
