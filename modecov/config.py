@@ -219,8 +219,9 @@ DIGITS_SMALL = MappingProxyType({"steps": 2_000, "hidden": 64, "batch_size": 64}
 """stacked_digits sized for the default suite's time bar: conv width 64, batch 64, 2,000
 steps (NS-GAN covers ~400-500 of 1,000 modes there); `paper` runs the full protocol."""
 SLOW_VARIANTS = ("mbd",)
-"""Variants whose step costs ~100x NS-GAN's (mbd's pairwise minibatch features at batch
-256): kept out of `quick` so that it stays a first look of minutes."""
+"""Variants whose step costs ~24x NS-GAN's (mbd's pairwise minibatch features at batch
+256; one such group alone would take ~10 min at 2,000 steps): kept out of `quick` so that
+it stays a first look of minutes."""
 
 
 def quick_variants() -> tuple[str, ...]:

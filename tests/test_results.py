@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from modecov.config import suite
+from modecov.data import DATASETS
 
 DEFAULT = Path(__file__).resolve().parents[1] / "results" / "default"
 
@@ -34,7 +35,11 @@ def test_nsgan_has_learnt_ring8(runs):
 def test_reference_rows_calibrate(runs):
     true = runs[runs["variant"] == "true_sampler"]
     assert (true["status"] == "ok").all()
-    assert true["kl_gen_true"].max() < 0.01
+    # The plug-in KL of a K-bin histogram of n samples is biased up by about (K - 1) / 2n:
+    # ~0.2 nats for stacked_digits' 1,000 modes at 2,500 samples, ~0.002 on ring8.
+    n_modes = true["dataset"].map(lambda d: DATASETS[d].n_modes)
+    bias = (n_modes - 1) / (2 * true["n_eval"] * true["hq_fraction"])
+    assert (true["kl_gen_true"] < 0.01 + 1.5 * bias).all()
     one = runs[runs["variant"] == "one_mode"]
     assert (one["modes_covered"] == 1).all()
 

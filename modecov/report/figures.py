@@ -210,14 +210,21 @@ def histogram_figures(root: Path, folder: Path, runs: pd.DataFrame, notes: list[
         rows, cols = grid_shape(len(entries))
         fig = _figure(rows, cols, size=(PANEL, PANEL * 0.8))
         k = np.arange(len(w))
-        for i, (g, arrays) in enumerate(entries):
-            ax = fig.add_subplot(rows, cols, i + 1)
+        shares = []
+        for _, arrays in entries:
             counts = arrays["mode_counts"].astype(np.float64)
             totals = counts.sum(axis=1, keepdims=True)
             share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-            ax.bar(k, share.mean(axis=0)[order], color="tab:blue", width=0.8)
-            ax.scatter(k, w[order], c="k", marker="_", s=60, linewidths=1.5, zorder=3)
-            ax.set_ylim(0, 1)
+            shares.append(share.mean(axis=0)[order])
+        for i, ((g, _), share) in enumerate(zip(entries, shares)):
+            # Each panel's y-scale fits its tallest bar or weight: with 1,000 modes
+            # (stacked_digits) every bar would be a hairline on a 0-1 axis.
+            top = min(1.0, 1.15 * max(float(w.max()), float(share.max())))
+            ax = fig.add_subplot(rows, cols, i + 1)
+            ax.bar(k, share, color="tab:blue", width=0.8)
+            ax.scatter(k, w[order], c="k", marker="_", s=60 if len(w) <= 50 else 4,
+                       linewidths=1.5, zorder=3)  # fmt: skip
+            ax.set_ylim(0, top)
             ax.set_xticks([])
             ax.set_title(g.key.label, fontsize=9)
         fig.suptitle(
