@@ -175,8 +175,12 @@ def classifier_path(key: str | None = None) -> Path:
     return cache_dir() / f"digits_classifier_{key or recipe_key()}.pt"
 
 
-def _read(path: Path, key: str) -> dict[str, Tensor] | None:
-    """The cached parameters at ``path``, or None when missing, unreadable or not ours."""
+def read_cache(
+    path: Path, key: str, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, Tensor] | None:
+    """The cached classifier parameters at ``path`` (``shapes``: name -> shape, default this
+    module's classifier), or None when missing, unreadable or not ours."""
+    shapes = _SHAPES if shapes is None else shapes
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         params = blob["params"]
@@ -184,7 +188,7 @@ def _read(path: Path, key: str) -> dict[str, Tensor] | None:
             tuple(params[k].shape) == shape
             and params[k].dtype == torch.float32
             and bool(torch.isfinite(params[k]).all())
-            for k, shape in _SHAPES.items()
+            for k, shape in shapes.items()
         )
     except FileNotFoundError:
         return None
@@ -194,10 +198,10 @@ def _read(path: Path, key: str) -> dict[str, Tensor] | None:
     if not ok:
         log.warning("classifier cache %s does not match its recipe; rebuilding", path)
         return None
-    return {k: params[k] for k in _SHAPES}
+    return {k: params[k] for k in shapes}
 
 
-def _write(path: Path, key: str, params: dict[str, Tensor]) -> None:
+def write_cache(path: Path, key: str, params: dict[str, Tensor]) -> None:
     """Write the cache atomically (temporary file, fsync, rename); warn if it cannot."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,11 +223,11 @@ def load_classifier() -> dict[str, Tensor]:
     """The digit classifier's parameters: from the cache, or trained (seconds) and cached."""
     key = recipe_key()
     path = classifier_path(key)
-    params = _read(path, key)
+    params = read_cache(path, key)
     if params is None:
         log.info("training the stacked_digits classifier (cached at %s)", path)
         params = train_classifier()
-        _write(path, key, params)
+        write_cache(path, key, params)
     return params
 
 

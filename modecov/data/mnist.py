@@ -22,8 +22,15 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from modecov.data.base import CHUNK
-from modecov.data.digits import CHANNELS, CLASSES, REJECT, StackedDigits, cache_dir
-from modecov.data.digits import _write as write_cache
+from modecov.data.digits import (
+    CHANNELS,
+    CLASSES,
+    REJECT,
+    StackedDigits,
+    cache_dir,
+    read_cache,
+    write_cache,
+)
 from modecov.errors import ModecovError
 
 log = logging.getLogger(__name__)
@@ -314,33 +321,11 @@ def classifier_path(key: str) -> Path:
     return cache_dir() / f"mnist_classifier_{key}.pt"
 
 
-def _read(path: Path, key: str) -> dict[str, Tensor] | None:
-    """The cached parameters at ``path``, or None when missing, unreadable or not ours."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        params = blob["params"]
-        ok = blob["key"] == key and all(
-            tuple(params[k].shape) == shape
-            and params[k].dtype == torch.float32
-            and bool(torch.isfinite(params[k]).all())
-            for k, shape in _SHAPES.items()
-        )
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # any corruption: a truncated zip, a foreign pickle, wrong keys
-        log.warning("ignoring unreadable classifier cache %s (%s); rebuilding", path, exc)
-        return None
-    if not ok:
-        log.warning("classifier cache %s does not match its recipe; rebuilding", path)
-        return None
-    return {k: params[k] for k in _SHAPES}
-
-
 def load_classifier(split: MnistSplit) -> dict[str, Tensor]:
     """The MNIST digit classifier: from the cache, or trained (about a minute) and cached."""
     key = recipe_key(split)
     path = classifier_path(key)
-    params = _read(path, key)
+    params = read_cache(path, key, _SHAPES)
     if params is None:
         log.info("training the stacked_mnist classifier (cached at %s)", path)
         params = train_classifier(split)
