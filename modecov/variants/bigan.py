@@ -138,7 +138,7 @@ BIGAN = Variant(
     make_d=pair_critic,
     extra_nets=encoder,
     step=bigan_step,
-    relative_cost=1.8,
+    relative_cost=1.65,
 )
 """Deterministic encoder, shared Adam (lr 1e-4, betas (0.5, 0.999)); ALI
 (Dumoulin et al. 2017) is the same game with a stochastic encoder."""
@@ -150,7 +150,7 @@ BIGAN_PGP = Variant(
     make_d=pair_critic,
     extra_nets=encoder,
     step=bigan_pgp_step,
-    relative_cost=2.6,
+    relative_cost=2.5,
 )
 
 VEEGAN = Variant(
@@ -160,7 +160,7 @@ VEEGAN = Variant(
     make_d=pair_critic,
     extra_nets=encoder,
     step=veegan_step,
-    relative_cost=1.8,
+    relative_cost=1.6,
 )
 """Deterministic reconstructor F (registered as net ``E``), shared Adam: the paper's toy
 experiments use the same generator for every method, and so does modecov."""
