@@ -249,6 +249,10 @@ class StackedDigits(Dataset):
     label = "Stacked digits"
     reference = "srivastava2017veegan,lin2018pacgan"
     dim = CHANNELS * SIDE * SIDE
+    side = SIDE
+    n_features = FEATURES
+    classify = staticmethod(classifier_forward)
+    """The classifier's forward (``(params, images) -> (logits, features)``) for ``side``."""
     config_defaults = MappingProxyType({"z_dim": 100})
     """RunConfig fields this dataset sets unless the user does: DCGAN's Z = 100 (a 2-D
     latent cannot reach 1000 image modes with a small conv generator)."""
@@ -321,7 +325,8 @@ class StackedDigits(Dataset):
         return self.images[torch.stack(cols, 1)].reshape(n, self.dim).to(dtype)
 
     def _digit_probs(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Digit probabilities (M, 10) and features (M, 64) of (M, 8, 8) images, as float64.
+        """Digit probabilities (M, 10) and features (M, F) of (M, side, side) images, as
+        float64.
 
         The probabilities are the first ten of the classifier's 11-way softmax, so they sum
         to 1 minus the "not a digit" probability. It runs in float32 chunks of
@@ -332,22 +337,25 @@ class StackedDigits(Dataset):
         step = CHUNK * CHANNELS
         with torch.no_grad():
             for i in range(0, images.shape[0], step):
-                logits, f = classifier_forward(params, images[i : i + step].to(torch.float32))
+                logits, f = self.classify(params, images[i : i + step].to(torch.float32))
                 probs.append(torch.softmax(logits.double(), -1)[:, :CLASSES])
                 feats.append(f.double())
         if not probs:
             empty = images.new_zeros(0, dtype=torch.float64)
-            return empty.reshape(0, CLASSES), empty.reshape(0, FEATURES)
+            return empty.reshape(0, CLASSES), empty.reshape(0, self.n_features)
         return torch.cat(probs), torch.cat(feats)
 
     def _channels(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-channel digit probabilities (..., N, 3, 10) and features (..., N, 3, 64) of
-        (..., N, 192) samples."""
+        """Per-channel digit probabilities (..., N, 3, 10) and features (..., N, 3, F) of
+        (..., N, D) samples."""
         if x.shape[-1] != self.dim:
             raise ValueError(f"{self.name} samples have D = {self.dim}, got {tuple(x.shape)}")
-        probs, feats = self._digit_probs(x.reshape(-1, SIDE, SIDE))
+        probs, feats = self._digit_probs(x.reshape(-1, self.side, self.side))
         lead = x.shape[:-1]
-        return probs.reshape(*lead, CHANNELS, CLASSES), feats.reshape(*lead, CHANNELS, FEATURES)
+        return (
+            probs.reshape(*lead, CHANNELS, CLASSES),
+            feats.reshape(*lead, CHANNELS, self.n_features),
+        )
 
     def assign(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mode = the most probable digit per channel; HQ = each channel's top digit

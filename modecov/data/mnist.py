@@ -363,6 +363,8 @@ class StackedMnist(StackedDigits):
     reference = "metz2017unrolled,srivastava2017veegan,lin2018pacgan"
     dim = CHANNELS * SIDE * SIDE
     side = SIDE
+    n_features = FEATURES
+    classify = staticmethod(classifier_forward)
     K = CLASSES**CHANNELS
     """Modes, known without reading the files."""
     needs = f"--mnist DIR or ${ENV}, the directory of the MNIST IDX files"
@@ -439,31 +441,6 @@ class StackedMnist(StackedDigits):
         pools = [self._by_class[int(c)] for c in self.triples()[k]]
         cols = [p[torch.randint(len(p), (n,), generator=generator)] for p in pools]
         return scale(self.split.images[torch.stack(cols, 1)]).reshape(n, self.dim).to(dtype)
-
-    def _digit_probs(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Digit probabilities (M, 10; the first ten of the 11-way softmax) and features
-        (M, 64) of (M, 28, 28) images, as float64, in float32 chunks of 3 * ``CHUNK``."""
-        params = {k: v.to(images.device) for k, v in self.classifier.items()}
-        probs, feats = [], []
-        step = CHUNK * CHANNELS
-        with torch.no_grad():
-            for i in range(0, images.shape[0], step):
-                logits, f = classifier_forward(params, images[i : i + step].to(torch.float32))
-                probs.append(torch.softmax(logits.double(), -1)[:, :CLASSES])
-                feats.append(f.double())
-        if not probs:
-            empty = images.new_zeros(0, dtype=torch.float64)
-            return empty.reshape(0, CLASSES), empty.reshape(0, FEATURES)
-        return torch.cat(probs), torch.cat(feats)
-
-    def _channels(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-channel digit probabilities (..., N, 3, 10) and features (..., N, 3, 64) of
-        (..., N, 2352) samples."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"{self.name} samples have D = {self.dim}, got {tuple(x.shape)}")
-        probs, feats = self._digit_probs(x.reshape(-1, SIDE, SIDE))
-        lead = x.shape[:-1]
-        return probs.reshape(*lead, CHANNELS, CLASSES), feats.reshape(*lead, CHANNELS, FEATURES)
 
     def make_nets(self, state) -> tuple:
         """Seed-batched DCGAN-style conv G and D for 28x28 (``modecov.convnets``, 7 -> 14
