@@ -95,20 +95,31 @@ def classifier_forward(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Te
     return F.linear(feats, params["fc2.w"], params["fc2.b"]), feats
 
 
-def reject_images(pool: Tensor, generator: torch.Generator, n: int = 200) -> Tensor:
-    """(3.25 n, 8, 8) "not a digit" images in [-1, 1] for the classifier's reject class: n
-    each of uniform noise, 3x3-smoothed noise and ``pool`` digits with their pixels
-    shuffled, then n / 8 blank (all -1) and n / 8 uniform-constant images."""
-    uniform = torch.rand(n, SIDE, SIDE, generator=generator) * 2.0 - 1.0
-    raw = torch.rand(n, 1, SIDE, SIDE, generator=generator) * 2.0 - 1.0
+def reject_images(
+    pool: Tensor,
+    generator: torch.Generator,
+    n: int = 200,
+    *,
+    side: int = SIDE,
+    n_constant: int | None = None,
+    n_blank: int | None = None,
+) -> Tensor:
+    """(3 n + n_constant, side, side) "not a digit" images in [-1, 1] for the classifier's
+    reject class: n each of uniform noise, 3x3-smoothed noise and ``pool`` digits with their
+    pixels shuffled, then ``n_constant`` uniform-constant images of which the first
+    ``n_blank`` are blank (all -1). Defaults: n / 4 constant, n / 8 of them blank."""
+    n_constant = n // 4 if n_constant is None else n_constant
+    n_blank = n // 8 if n_blank is None else n_blank
+    uniform = torch.rand(n, side, side, generator=generator) * 2.0 - 1.0
+    raw = torch.rand(n, 1, side, side, generator=generator) * 2.0 - 1.0
     smooth = F.avg_pool2d(F.pad(raw, (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
     smooth = smooth / smooth.abs().amax((1, 2), keepdim=True).clamp_min(1e-6)
     picks = pool[torch.randint(len(pool), (n,), generator=generator)].reshape(n, -1)
-    order = torch.argsort(torch.rand(n, SIDE * SIDE, generator=generator), -1)
-    shuffled = torch.gather(picks, 1, order).reshape(n, SIDE, SIDE)
-    levels = torch.rand(n // 4, 1, 1, generator=generator) * 2.0 - 1.0
-    levels[: n // 8] = -1.0
-    constant = levels.expand(-1, SIDE, SIDE)
+    order = torch.argsort(torch.rand(n, side * side, generator=generator), -1)
+    shuffled = torch.gather(picks, 1, order).reshape(n, side, side)
+    levels = torch.rand(n_constant, 1, 1, generator=generator) * 2.0 - 1.0
+    levels[:n_blank] = -1.0
+    constant = levels.expand(-1, side, side)
     return torch.cat([uniform, smooth, shuffled, constant])
 
 

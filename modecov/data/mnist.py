@@ -29,6 +29,7 @@ from modecov.data.digits import (
     StackedDigits,
     cache_dir,
     read_cache,
+    reject_images,
     write_cache,
 )
 from modecov.errors import ModecovError
@@ -237,22 +238,6 @@ def classifier_forward(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Te
     return F.linear(feats, params["fc2.w"], params["fc2.b"]), feats
 
 
-def reject_images(pool: Tensor, generator: torch.Generator, n: int = REJECT_N) -> Tensor:
-    """(3 n + 2, 28, 28) "not a digit" images in [-1, 1]: n each of uniform noise,
-    3x3-smoothed noise and ``pool`` digits (float, in [-1, 1]) with their pixels shuffled,
-    then one blank (all -1) and one uniform-constant image."""
-    uniform = torch.rand(n, SIDE, SIDE, generator=generator) * 2.0 - 1.0
-    raw = torch.rand(n, 1, SIDE, SIDE, generator=generator) * 2.0 - 1.0
-    smooth = F.avg_pool2d(F.pad(raw, (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
-    smooth = smooth / smooth.abs().amax((1, 2), keepdim=True).clamp_min(1e-6)
-    picks = pool[torch.randint(len(pool), (n,), generator=generator)].reshape(n, -1)
-    order = torch.argsort(torch.rand(n, SIDE * SIDE, generator=generator), -1)
-    shuffled = torch.gather(picks, 1, order).reshape(n, SIDE, SIDE)
-    levels = torch.rand(2, 1, 1, generator=generator) * 2.0 - 1.0
-    levels[0] = -1.0
-    return torch.cat([uniform, smooth, shuffled, levels.expand(-1, SIDE, SIDE)])
-
-
 def _init_params(generator: torch.Generator) -> dict[str, Tensor]:
     """PyTorch's default Conv2d / Linear initialisation, drawn from ``generator`` alone."""
     params = {}
@@ -285,7 +270,8 @@ def train_classifier(split: MnistSplit) -> dict[str, Tensor]:
                 order, at = torch.randperm(len(labels), generator=generator), 0
             idx = order[at : at + BATCH]
             at += BATCH
-            reject = reject_images(images, generator)
+            # n each of noise, smoothed noise and shuffled digits, one blank, one constant.
+            reject = reject_images(images, generator, REJECT_N, side=SIDE, n_constant=2, n_blank=1)
             x = torch.cat((images[idx], reject))
             y = torch.cat((labels[idx], torch.full((len(reject),), REJECT)))
             loss = F.cross_entropy(classifier_forward(params, x)[0], y)
