@@ -104,6 +104,19 @@ def _plane(dataset: str) -> bool:
     return dataset in DATASETS and DATASETS[dataset].dim == 2
 
 
+def _stored(root: Path, groups_of_d: list[Group], need: str) -> tuple[list, list[str]]:
+    """(group, arrays) for the groups whose samples file holds ``need``, and the labels of
+    those without a readable samples file."""
+    entries, missing = [], []
+    for g in groups_of_d:
+        arrays = read_samples(root, g.config_id, set(g.seeds))
+        if arrays is None:
+            missing.append(g.key.label)
+        elif need in arrays:
+            entries.append((g, arrays))
+    return entries, missing
+
+
 def samples_figures(root: Path, folder: Path, runs: pd.DataFrame, notes: list[str]) -> list[Path]:
     """One grid per 2-D dataset: every row's first seed's samples over the true modes."""
     written = []
@@ -111,13 +124,7 @@ def samples_figures(root: Path, folder: Path, runs: pd.DataFrame, notes: list[st
     for d in dict.fromkeys(g.dataset for g in all_groups):
         if not _plane(d):
             continue
-        entries, missing = [], []
-        for g in (g for g in all_groups if g.dataset == d):
-            arrays = read_samples(root, g.config_id, set(g.seeds))
-            if arrays is None:
-                missing.append(g.key.label)
-            else:
-                entries.append((g, arrays))
+        entries, missing = _stored(root, [g for g in all_groups if g.dataset == d], "samples")
         if missing:
             which = "any group" if not entries else ", ".join(missing)
             notes.append(f"{dataset_label(d)}: no samples stored for {which}")
@@ -146,11 +153,7 @@ def landscape_figures(root: Path, folder: Path, runs: pd.DataFrame, notes: list[
     for d in dict.fromkeys(g.dataset for g in all_groups):
         if not _plane(d):
             continue
-        entries = []
-        for g in (g for g in all_groups if g.dataset == d):
-            arrays = read_samples(root, g.config_id, set(g.seeds))
-            if arrays is not None and "landscape" in arrays:
-                entries.append((g, arrays))
+        entries, _ = _stored(root, [g for g in all_groups if g.dataset == d], "landscape")
         if not entries:
             continue
         rows, cols = grid_shape(len(entries))
@@ -200,11 +203,7 @@ def histogram_figures(root: Path, folder: Path, runs: pd.DataFrame, notes: list[
         if np.allclose(w, w[0]):
             continue
         order = np.argsort(-w, kind="stable")
-        entries = []
-        for g in (g for g in all_groups if g.dataset == d):
-            arrays = read_samples(root, g.config_id, set(g.seeds))
-            if arrays is not None and "mode_counts" in arrays:
-                entries.append((g, arrays))
+        entries, _ = _stored(root, [g for g in all_groups if g.dataset == d], "mode_counts")
         if not entries:
             continue
         rows, cols = grid_shape(len(entries))
