@@ -253,6 +253,13 @@ def _kernel_sum(x: Tensor, gamma: float, y: Tensor | None = None) -> float:
     return 2.0 * total if y is None else total
 
 
+def _per_seed(fake: Tensor, score) -> Tensor:
+    """(S,) float64 of ``score(f)`` for each seed's (N, D) samples ``f``; NaN for a seed whose
+    samples are not all finite (the other seeds are scored as usual)."""
+    values = [score(f) if bool(torch.isfinite(f).all()) else math.nan for f in fake]
+    return torch.tensor(values, dtype=torch.float64)
+
+
 def mmd2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]:
     """Unbiased MMD² (Gretton et al. 2012) with an RBF kernel at the median-heuristic bandwidth.
 
@@ -283,16 +290,14 @@ def mmd2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tenso
     gamma = 1.0 / (2.0 * h * h)
     m = real.shape[0]
     real_term = _kernel_sum(real, gamma) / (m * (m - 1))
-    values = []
-    for f in fake:
-        if not bool(torch.isfinite(f).all()):
-            values.append(math.nan)
-            continue
+
+    def score(f: Tensor) -> float:
         n = f.shape[0]
         fake_term = _kernel_sum(f, gamma) / (n * (n - 1))
         cross = _kernel_sum(f, gamma, real) / (n * m)
-        values.append(fake_term + real_term - 2.0 * cross)
-    return {"mmd2": torch.tensor(values, dtype=torch.float64)}
+        return fake_term + real_term - 2.0 * cross
+
+    return {"mmd2": _per_seed(fake, score)}
 
 
 def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]:
@@ -316,15 +321,13 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
     fake, real = _prepare(fake, real, W2_MAX_POINTS)
     r2 = real.square().sum(-1)
     b = np.full(real.shape[0], 1.0 / real.shape[0])
-    values = []
-    for f in fake:
-        if not bool(torch.isfinite(f).all()):
-            values.append(math.nan)
-            continue
+
+    def score(f: Tensor) -> float:
         cost = _sqdist(f, real, f.square().sum(-1), r2).cpu().numpy()
         a = np.full(f.shape[0], 1.0 / f.shape[0])
-        values.append(math.sqrt(max(float(ot.emd2(a, b, cost, numItermax=10**8)), 0.0)))
-    return {"w2": torch.tensor(values, dtype=torch.float64)}
+        return math.sqrt(max(float(ot.emd2(a, b, cost, numItermax=10**8)), 0.0))
+
+    return {"w2": _per_seed(fake, score)}
 
 
 def sliced_directions(dim: int, n: int = SLICED_PROJECTIONS, seed: int = SLICED_SEED) -> Tensor:
@@ -374,10 +377,8 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
     fake, real = _prepare(fake, real, SLICED_MAX_POINTS)
     theta = sliced_directions(real.shape[1]).to(real.device)
     real_proj = real @ theta
-    values = []
-    for f in fake:
-        if not bool(torch.isfinite(f).all()):
-            values.append(math.nan)
-            continue
-        values.append(math.sqrt(float(_w2_1d_squared(f @ theta, real_proj).mean())))
-    return {"sliced_w2": torch.tensor(values, dtype=torch.float64)}
+
+    def score(f: Tensor) -> float:
+        return math.sqrt(float(_w2_1d_squared(f @ theta, real_proj).mean()))
+
+    return {"sliced_w2": _per_seed(fake, score)}
