@@ -166,7 +166,9 @@ def cmd_list(_: argparse.Namespace) -> int:
     for name in SUITES:
         cfgs = suite(name)
         seeds = max(len(c.seeds) for c in cfgs)
-        print(f"  {name:<20} {len(cfgs)} groups, {seeds} seeds, {cfgs[0].steps} steps")
+        lo, hi = min(c.steps for c in cfgs), max(c.steps for c in cfgs)
+        steps = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        print(f"  {name:<20} {len(cfgs)} groups, {seeds} seeds, {steps} steps")
     return 0
 
 

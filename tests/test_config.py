@@ -211,10 +211,11 @@ def test_every_suite_builds(name):
     assert configs and all(isinstance(c, RunConfig) for c in configs)
     ids = [c.config_id for c in configs]
     assert len(set(ids)) == len(ids), "a suite runs the same group twice"
-    # A (variant, dataset) pair appears more than once only with hyper-parameters that differ.
+    # A (variant, dataset) pair appears more than once only with a setting that differs
+    # (optim's Adam settings, validation's 20,000-step runs), which the report names.
     seen: dict = {}
     for c in configs:
-        seen.setdefault((c.variant, c.dataset), []).append((c.lr, c.beta1, c.beta2))
+        seen.setdefault((c.variant, c.dataset), []).append((c.lr, c.beta1, c.beta2, c.steps))
     assert all(len(set(opts)) == len(opts) for opts in seen.values())
 
 
@@ -241,7 +242,10 @@ def test_core_suite_runs_every_variant_on_the_four_core_sets():
     # default is core's ring8 row: a default store is a start on core, not a rerun.
     core_ids = {c.config_id for c in configs}
     assert {c.config_id for c in suite("default")} <= core_ids
-    assert {c.config_id for c in suite("validation")} <= core_ids
+    validation = suite("validation")
+    assert {c.config_id for c in validation if c.steps == 5_000} <= core_ids
+    long = {c.variant for c in validation if c.steps == 20_000}
+    assert long and long < {c.variant for c in validation}
 
 
 def test_optim_suite_compares_two_adam_settings_on_spiral_and_ring8():
