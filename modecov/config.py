@@ -215,9 +215,6 @@ NS-GAN learns it (median HQ 0.71; 0.42 at 2,000 and 0.57 at 3,000). The 19 varia
 CPU for one dataset, so DESIGN §9's four sets (~3 h) do not fit the hour: the budget
 goes to every variant at a protocol that learns, not to four sets at one that does not.
 The four sets are the `core` suite; every set is in `paper`."""
-DIGITS_SMALL = MappingProxyType({"steps": 2_000, "hidden": 64, "batch_size": 64})
-"""stacked_digits sized for a first look: conv width 64, batch 64, 2,000 steps (NS-GAN covers
-~400-500 of 1,000 modes there); `paper` runs the full protocol."""
 VALIDATION_VARIANTS = (
     "gan",
     "nsgan",
