@@ -54,15 +54,13 @@ def measured_tables(runs: pd.DataFrame) -> str:
     """Markdown: the VEEGAN/PacGAN-shaped table (modes, HQ %, reverse KL per dataset) and the
     training-dynamics tables on ring8, each cell a mean with its 95% bootstrap interval."""
     opts = Options(stat="mean", interval="ci95")
+    seeds = sorted(set(runs.groupby("config_id")["seed"].nunique()))
+    steps = sorted(set(runs["steps"].astype(int)))
     caption = (
         "Mean over seeds with a 95% percentile bootstrap interval; "
-        + ", ".join(
-            f"{d}: {n} seeds × {s} steps"
-            for d, n, s in runs.groupby("dataset")
-            .agg(n=("seed", "nunique"), s=("steps", "max"))
-            .itertuples()
-        )
-        + "."
+        f"{'/'.join(map(str, seeds))} seeds per row; "
+        f"{' or '.join(f'{s:,}' for s in steps)} steps, named in a row's setting where a "
+        "variant ran more than one (settings marked `default` are the variant's own)."
     )
     summ = summary(runs, opts)
     blocks = [paper_table(summ, caption, opts)]
