@@ -9,8 +9,11 @@ import pytest
 
 from modecov.config import suite
 from modecov.data import DATASETS
+from modecov.report import validation
+from modecov.variants import VARIANTS
 
-DEFAULT = Path(__file__).resolve().parents[1] / "results" / "default"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+DEFAULT = RESULTS / "default"
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +51,22 @@ def test_summary_and_tables_are_built(runs):
     summary = pd.read_csv(DEFAULT / "summary.csv")
     assert set(summary["variant"]) == set(runs["variant"])
     assert (DEFAULT / "tables" / "hq_fraction.md").exists()
+
+
+def test_default_runs_every_variant_on_ring8(runs):
+    ring = runs[runs["dataset"] == "ring8"]
+    for variant in VARIANTS:
+        seeds = ring.loc[ring["variant"] == variant, "seed"]
+        assert seeds.nunique() >= 5, variant
+
+
+def test_validation_store_holds_the_validation_suite():
+    stored = pd.read_csv(RESULTS / "validation" / "runs.csv", dtype={"config_id": str})
+    pairs = set(zip(stored["config_id"], stored["seed"]))
+    expected = {(c.config_id, s) for c in suite("validation") for s in c.seeds}
+    assert expected <= pairs, f"{len(expected - pairs)} (config, seed) pairs missing"
+
+
+def test_validation_note_tables_match_the_stores(capsys):
+    # The measured tables of results/validation.md are exactly what the stores give.
+    assert validation.main(["--results", str(RESULTS), "--check"]) == 0, capsys.readouterr().err
