@@ -22,7 +22,7 @@ from modecov.config import VALIDATION_VARIANTS
 from modecov.errors import ModecovError, StoreError
 from modecov.report.render import markdown
 from modecov.report.tables import Options, metric_table, paper_table, summary
-from modecov.store import RUNS, _read_csv
+from modecov.store import RUNS, Store
 from modecov.variants import REFERENCES
 
 NOTE = "validation.md"
@@ -42,7 +42,7 @@ def validation_runs(results: Path) -> pd.DataFrame:
         path = results / name / RUNS
         if not path.exists():
             raise StoreError(f"{path} is missing: run `modecov run --suite {name}` first")
-        frames.append(_read_csv(path, ["config_id", "seed", "dataset", "variant"]))
+        frames.append(Store(results / name).runs())
     runs = pd.concat(frames, ignore_index=True)
     runs["config_id"] = runs["config_id"].astype(str)
     runs = runs.drop_duplicates(["config_id", "seed"])
