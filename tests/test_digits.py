@@ -1,6 +1,6 @@
-"""Tests for stacked_digits: the digit classifier (accuracy, determinism, cache), the dataset's
-modes and scores, and the seed-batched conv networks (against torch.nn, and S seeds
-together against separate runs in float64)."""
+"""Tests for stacked_digits: the dataset's split, modes and scores with the shipped digit
+classifier (tested itself in test_classifier.py), and the seed-batched conv networks (against
+torch.nn, and S seeds together against separate runs in float64)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import modecov.data.digits as digits
+from modecov.classifiers.digits import load_digits_split
 from modecov.config import RunConfig, conv_variants, grid_configs, suite
 from modecov.convnets import G_INIT_GAIN, StackedConvD, StackedConvG
 from modecov.data import DATASETS
@@ -41,96 +42,17 @@ def one_digit_sampler(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.stack(rows)
 
 
-# The classifier
-
-
-def test_classifier_reaches_97_percent_on_held_out_digits():
-    _, _, images, labels = digits.load_digits_split()
-    assert len(labels) == digits.N_HELD_OUT
-    logits, _ = digits.classifier_forward(DATA.classifier, images)
-    accuracy = float((logits.argmax(-1) == labels).double().mean())
-    assert accuracy >= 0.97
+# The dataset
 
 
 def test_held_out_digits_are_never_sampled():
-    train_images, _, held, _ = digits.load_digits_split()
+    train_images, _, held, _ = load_digits_split()
     assert len(train_images) + len(held) == 1797
     pool = {tuple(x.flatten().tolist()) for x in train_images}
     held_only = {tuple(x.flatten().tolist()) for x in held} - pool
     assert len(held_only) > 300
     sampled = {tuple(row.tolist()) for row in DATA.sample(3000, gen(0)).reshape(-1, 64)}
     assert sampled <= pool and not sampled & held_only
-
-
-class Counter:
-    """A stand-in for train_classifier that returns known parameters and counts calls."""
-
-    def __init__(self, params):
-        self.params, self.calls = params, 0
-
-    def __call__(self):
-        self.calls += 1
-        return {k: v.clone() for k, v in self.params.items()}
-
-
-def test_classifier_training_is_deterministic_and_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODECOV_CACHE", str(tmp_path))
-    path = digits.classifier_path()
-    assert path.parent == tmp_path and not path.exists()
-    trained = digits.load_classifier()  # trains for real, in this empty cache
-    assert path.exists()
-    # The same recipe gives the same bits as the copy every other test uses (which may come
-    # from another process's cache).
-    for k, v in DATA.classifier.items():
-        assert torch.equal(trained[k], v), k
-    assert not list(tmp_path.glob("*.tmp")), "the temporary file is renamed, not left"
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        pytest.param(lambda p: p.unlink(), id="deleted"),
-        pytest.param(lambda p: p.write_bytes(b"not a torch file"), id="garbage"),
-        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:500]), id="truncated"),
-        pytest.param(lambda p: torch.save({"key": "stale", "params": {}}, p), id="another-recipe"),
-    ],
-)
-def test_cache_is_rebuilt_when_missing_or_corrupt(tmp_path, monkeypatch, damage):
-    monkeypatch.setenv("MODECOV_CACHE", str(tmp_path / "nested" / "dir"))
-    counter = Counter(DATA.classifier)
-    monkeypatch.setattr(digits, "train_classifier", counter)
-    first = digits.load_classifier()
-    assert counter.calls == 1
-    digits.load_classifier()
-    assert counter.calls == 1, "a valid cache is read, not retrained"
-    damage(digits.classifier_path())
-    rebuilt = digits.load_classifier()
-    assert counter.calls == 2
-    for k in first:
-        assert torch.equal(rebuilt[k], first[k])
-    digits.load_classifier()
-    assert counter.calls == 2, "the rebuilt cache is valid again"
-
-
-def test_unwritable_cache_still_gives_a_classifier(tmp_path, monkeypatch):
-    blocker = tmp_path / "file"
-    blocker.write_text("a file where the cache directory should be")
-    monkeypatch.setenv("MODECOV_CACHE", str(blocker / "cache"))
-    monkeypatch.setattr(digits, "train_classifier", Counter(DATA.classifier))
-    params = digits.load_classifier()
-    assert set(params) == set(DATA.classifier)
-
-
-def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv("MODECOV_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert digits.cache_dir() == tmp_path / "modecov"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert digits.cache_dir() == tmp_path / "home" / ".cache" / "modecov"
-
-
-# The dataset
 
 
 def test_layout_weights_and_range():
@@ -154,7 +76,9 @@ def test_sample_mode_gives_the_triple():
     for row in x.reshape(64, 3, 8, 8):
         assert [labels[tuple(img.flatten().tolist())] for img in row] == [a, b, c]
     idx, hq = DATA.assign(x)
-    assert bool((idx == 409).all()) and bool(hq.all())
+    # 63 of these 64 (measured): the shipped classifier misreads 1 of the 1,437 training
+    # digits (99.93%), and this draw picks it once.
+    assert float((idx == 409).double().mean()) >= 0.95 and bool(hq.all())
     with pytest.raises(ValueError, match="mode"):
         DATA.sample_mode(1000, 1, gen(0))
 
@@ -170,12 +94,15 @@ def test_true_sampler_covers_the_modes_and_one_digit_covers_ten():
     assert out["hq_fraction"].item() == pytest.approx(DATA.expected_hq, abs=0.002)
     assert out["kl_gen_true"] < 0.05
     # IS over 1000 modes from 25,000 samples: the plug-in marginal's entropy is biased low by
-    # about (K - 1) / 2N = 0.02 nats, so ~0.98 is the ceiling here.
-    assert out["inception_score_norm"].item() == pytest.approx(1.0, abs=0.05)
+    # about (K - 1) / 2N = 0.02 nats, and the shipped classifier's posteriors are not one-hot
+    # (E_x H(p(k | x)) = 0.03 nats), so 0.949 (measured) rather than 1.
+    assert out["inception_score_norm"].item() == pytest.approx(0.95, abs=0.01)
 
     one_digit = one_digit_sampler(5_000, gen(4))
     bad = score_samples(fake=one_digit[None], real=true[:2000], data=DATA, names=NAMES)
-    assert bad["modes_covered"] <= 10 and bad["hq_fraction"] > 0.99
+    # 13 (measured): the ten (d, d, d) plus 144, 414 and 441, from the one training "4" that
+    # the shipped classifier reads as a 1, drawn into each of the three channels.
+    assert bad["modes_covered"] <= 13 and bad["hq_fraction"] > 0.99
     assert bad["inception_score_norm"] < 0.02
     assert bad["frechet_distance"] > 10 * out["frechet_distance"]
 

@@ -1,245 +1,31 @@
 """``stacked_digits``: three independent scikit-learn 8x8 digits stacked as channels (1000
-modes, the digit triples), and the digit classifier that defines its modes, trained by
-modecov itself and cached under the user cache directory."""
+modes, the digit triples), whose modes come from the classifier shipped in
+``modecov.classifiers.digits``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import math
-import os
-import tempfile
 from functools import cached_property
-from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
+from modecov.classifiers.digits import (
+    CLASSES,
+    FEATURES,
+    SIDE,
+    accuracy,
+    classifier_forward,
+    load_classifier,
+    load_digits_split,
+)
 from modecov.data.base import CHUNK, Dataset
 
-log = logging.getLogger(__name__)
-
-SIDE, CHANNELS, CLASSES = 8, 3, 10
-"""Image side, digits per sample (channels) and digit classes."""
-
-REJECT = CLASSES
-"""The classifier's eleventh class, "not a digit", trained on noise and blank images so that
-noise is not high quality (a digits-only classifier calls 78% of uniform noise a confident
-digit)."""
-
-N_HELD_OUT = 360
-"""Digits held out to check the classifier (20% of the 1,797); never sampled."""
+CHANNELS = 3
+"""Digits per sample, stacked as channels."""
 
 HQ_PROB = 0.5
 """A sample is high quality when every channel's top digit probability reaches this."""
-
-RECIPE = {
-    "version": 1,
-    "split_seed": 0,
-    "held_out": N_HELD_OUT,
-    "scale": "x / 8 - 1",
-    "layers": "conv3x3(1->8) relu conv3x3(8->16) relu maxpool2 linear(256->64) relu linear(64->11)",
-    "reject": "fresh each epoch: 200 each of uniform noise, 3x3-smoothed noise and "
-    "pixel-shuffled digits, 25 blank (-1) and 25 uniform-constant images",
-    "init": "torch default (U(-1/sqrt(fan_in), 1/sqrt(fan_in)))",
-    "optimizer": "Adam betas (0.9, 0.999)",
-    "lr": 3e-3,
-    "epochs": 60,
-    "batch": 64,
-    "seed": 0,
-    "dtype": "float32",
-    "threads": 1,
-}
-"""Everything that determines the classifier's weights; its hash (with the torch version and
-the digits themselves) names the cache file."""
-
-_SHAPES = {
-    "conv1.w": (8, 1, 3, 3), "conv1.b": (8,),
-    "conv2.w": (16, 8, 3, 3), "conv2.b": (16,),
-    "fc1.w": (64, 256), "fc1.b": (64,),
-    "fc2.w": (CLASSES + 1, 64), "fc2.b": (CLASSES + 1,),
-}  # fmt: skip
-FEATURES = _SHAPES["fc1.b"][0]
-"""Width of the classifier's penultimate layer: features per channel."""
-
-
-def load_digits_split() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The scikit-learn digits scaled to [-1, 1] (pixel / 8 - 1), split once with a fixed seed.
-
-    Returns:
-        Training images (N, 8, 8) float32 and labels (N,), then the held-out images and
-        labels (``N_HELD_OUT`` of them). The dataset samples only the training split.
-    """
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32) / 8.0 - 1.0
-    labels = torch.tensor(bunch.target, dtype=torch.long)
-    split = torch.Generator().manual_seed(RECIPE["split_seed"])
-    perm = torch.randperm(len(labels), generator=split)
-    held, train = perm[:N_HELD_OUT], perm[N_HELD_OUT:]
-    return images[train], labels[train], images[held], labels[held]
-
-
-def classifier_forward(params: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """Logits (M, 11: ten digits, then "not a digit") and penultimate features (M, 64) of
-    (M, 8, 8) images."""
-    h = F.relu(F.conv2d(x[:, None], params["conv1.w"], params["conv1.b"], padding=1))
-    h = F.relu(F.conv2d(h, params["conv2.w"], params["conv2.b"], padding=1))
-    h = F.max_pool2d(h, 2).flatten(1)
-    feats = F.relu(F.linear(h, params["fc1.w"], params["fc1.b"]))
-    return F.linear(feats, params["fc2.w"], params["fc2.b"]), feats
-
-
-def reject_images(
-    pool: Tensor,
-    generator: torch.Generator,
-    n: int = 200,
-    *,
-    side: int = SIDE,
-    n_constant: int | None = None,
-    n_blank: int | None = None,
-) -> Tensor:
-    """(3 n + n_constant, side, side) "not a digit" images in [-1, 1] for the classifier's
-    reject class: n each of uniform noise, 3x3-smoothed noise and ``pool`` digits with their
-    pixels shuffled, then ``n_constant`` uniform-constant images of which the first
-    ``n_blank`` are blank (all -1). Defaults: n / 4 constant, n / 8 of them blank."""
-    n_constant = n // 4 if n_constant is None else n_constant
-    n_blank = n // 8 if n_blank is None else n_blank
-    uniform = torch.rand(n, side, side, generator=generator) * 2.0 - 1.0
-    raw = torch.rand(n, 1, side, side, generator=generator) * 2.0 - 1.0
-    smooth = F.avg_pool2d(F.pad(raw, (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
-    smooth = smooth / smooth.abs().amax((1, 2), keepdim=True).clamp_min(1e-6)
-    picks = pool[torch.randint(len(pool), (n,), generator=generator)].reshape(n, -1)
-    order = torch.argsort(torch.rand(n, side * side, generator=generator), -1)
-    shuffled = torch.gather(picks, 1, order).reshape(n, side, side)
-    levels = torch.rand(n_constant, 1, 1, generator=generator) * 2.0 - 1.0
-    levels[:n_blank] = -1.0
-    constant = levels.expand(-1, side, side)
-    return torch.cat([uniform, smooth, shuffled, constant])
-
-
-def _init_params(generator: torch.Generator) -> dict[str, Tensor]:
-    """PyTorch's default Conv2d / Linear initialisation, drawn from ``generator`` alone."""
-    params = {}
-    for name, shape in _SHAPES.items():
-        layer = name.split(".")[0]
-        fan_in = math.prod(_SHAPES[f"{layer}.w"][1:])
-        bound = 1.0 / math.sqrt(fan_in)
-        u = torch.rand(shape, generator=generator, dtype=torch.float32)
-        params[name] = (u * 2.0 - 1.0) * bound
-    return params
-
-
-def train_classifier() -> dict[str, Tensor]:
-    """Train the digit classifier by ``RECIPE`` (one torch thread, so the weights do not
-    depend on the machine's core count) and return its parameters."""
-    images, labels, _, _ = load_digits_split()
-    generator = torch.Generator().manual_seed(RECIPE["seed"])
-    params = {k: v.requires_grad_(True) for k, v in _init_params(generator).items()}
-    opt = torch.optim.Adam(params.values(), lr=RECIPE["lr"], betas=(0.9, 0.999))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(RECIPE["epochs"]):
-            reject = reject_images(images, generator)
-            x = torch.cat((images, reject))
-            y = torch.cat((labels, torch.full((len(reject),), REJECT)))
-            order = torch.randperm(len(y), generator=generator)
-            for start in range(0, len(order), RECIPE["batch"]):
-                idx = order[start : start + RECIPE["batch"]]
-                loss = F.cross_entropy(classifier_forward(params, x[idx])[0], y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(threads)
-    return {k: v.detach().clone() for k, v in params.items()}
-
-
-def cache_dir() -> Path:
-    """``$MODECOV_CACHE``, else ``$XDG_CACHE_HOME/modecov``, else ``~/.cache/modecov``."""
-    if os.environ.get("MODECOV_CACHE"):
-        return Path(os.environ["MODECOV_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "modecov"
-
-
-def recipe_key() -> str:
-    """Hash of the training recipe, the torch version and the digits themselves."""
-    from sklearn.datasets import load_digits
-
-    digest = hashlib.sha256(np.ascontiguousarray(load_digits().images).tobytes()).hexdigest()
-    blob = json.dumps(
-        {"recipe": RECIPE, "torch": torch.__version__, "digits": digest}, sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def classifier_path(key: str | None = None) -> Path:
-    """Where the cached classifier for ``key`` (default: the current recipe and torch
-    version) lives."""
-    return cache_dir() / f"digits_classifier_{key or recipe_key()}.pt"
-
-
-def read_cache(
-    path: Path, key: str, shapes: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, Tensor] | None:
-    """The cached classifier parameters at ``path`` (``shapes``: name -> shape, default this
-    module's classifier), or None when missing, unreadable or not ours."""
-    shapes = _SHAPES if shapes is None else shapes
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        params = blob["params"]
-        ok = blob["key"] == key and all(
-            tuple(params[k].shape) == shape
-            and params[k].dtype == torch.float32
-            and bool(torch.isfinite(params[k]).all())
-            for k, shape in shapes.items()
-        )
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # any corruption: a truncated zip, a foreign pickle, wrong keys
-        log.warning("ignoring unreadable classifier cache %s (%s); rebuilding", path, exc)
-        return None
-    if not ok:
-        log.warning("classifier cache %s does not match its recipe; rebuilding", path)
-        return None
-    return {k: params[k] for k in shapes}
-
-
-def write_cache(path: Path, key: str, params: dict[str, Tensor]) -> None:
-    """Write the cache atomically (temporary file, fsync, rename); warn if it cannot."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"key": key, "params": params}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        log.warning("cannot cache the digit classifier at %s (%s); keeping it in memory", path, exc)
-
-
-def load_classifier() -> dict[str, Tensor]:
-    """The digit classifier's parameters: from the cache, or trained (seconds) and cached."""
-    key = recipe_key()
-    path = classifier_path(key)
-    params = read_cache(path, key)
-    if params is None:
-        log.info("training the stacked_digits classifier (cached at %s)", path)
-        params = train_classifier()
-        write_cache(path, key, params)
-    return params
 
 
 class StackedDigits(Dataset):
@@ -253,7 +39,8 @@ class StackedDigits(Dataset):
     sampler. A sample's mode is the classifier's most probable digit per channel; it is
     high quality when every channel's top digit probability is at least 0.5. The
     classifier has an eleventh class, "not a digit" (noise, blank images), so noise is not
-    high quality.
+    high quality. Its weights ship with modecov (``modecov.classifiers.digits``), so every
+    machine scores with the same network.
     """
 
     name = "stacked_digits"
@@ -312,8 +99,13 @@ class StackedDigits(Dataset):
 
     @cached_property
     def classifier(self) -> dict[str, Tensor]:
-        """The digit classifier's parameters (loaded or trained on first use)."""
+        """The digit classifier's parameters, read from the weights shipped with modecov."""
         return load_classifier()
+
+    def held_out_accuracy(self) -> float:
+        """The classifier's accuracy on the held-out digits (never sampled nor trained on)."""
+        _, _, images, labels = self._split
+        return accuracy(self.classifier, images, labels)
 
     @cached_property
     def expected_hq(self) -> float:

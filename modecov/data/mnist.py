@@ -21,17 +21,11 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from modecov.classifiers.cache import cache_dir, read_cache, write_cache
+from modecov.classifiers.common import reject_images
+from modecov.classifiers.digits import CLASSES, REJECT
 from modecov.data.base import CHUNK
-from modecov.data.digits import (
-    CHANNELS,
-    CLASSES,
-    REJECT,
-    StackedDigits,
-    cache_dir,
-    read_cache,
-    reject_images,
-    write_cache,
-)
+from modecov.data.digits import CHANNELS, StackedDigits
 from modecov.errors import ModecovError
 
 log = logging.getLogger(__name__)
