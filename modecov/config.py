@@ -89,9 +89,6 @@ class RunConfig:
         # A dataset with networks of its own (stacked_digits' conv pair) may refuse a variant.
         if not self.is_reference:
             DATASETS[self.dataset].check_variant(self.spec)
-        pack = self.spec.pack
-        if self.batch_size % pack:
-            raise ConfigError(f"batch_size {self.batch_size} must be a multiple of pack {pack}")
 
     @property
     def spec(self):
@@ -219,6 +216,7 @@ VALIDATION_VARIANTS = (
     "gan",
     "nsgan",
     "bigan",
+    "bigan_pgp",
     "mbd",
     "unrolled",
     "veegan",

@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
     """The variant's ``n_critic`` discriminator updates (loss, penalty, clipping).
 
+    Each update draws B · m real and B · m fake samples (m = ``pack``, 1 unless packed), so
+    the discriminator judges B real and B fake inputs, packed or not.
+
     Returns:
-        The last step's (S, B, Z) noise, (S, B, D) fake batch (attached to G's graph, for
-        the generator step to reuse) and (S,) discriminator loss (detached).
+        The last step's (S, B · m, Z) noise, (S, B · m, D) fake batch (attached to G's
+        graph, for the generator step to reuse) and (S,) discriminator loss (detached).
     """
     v = st.variant
     for _ in range(v.n_critic):

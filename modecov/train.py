@@ -91,25 +91,34 @@ class TrainState:
         self.diverged_step: list[int | None] = [None] * S
         self.step = 0
 
+    @property
+    def draws(self) -> int:
+        """Samples per batch: ``batch_size`` packs of ``pack`` samples (B · m). As in PacGAN
+        (Lin et al. 2018), a batch is B packs, so a packed discriminator sees B inputs per
+        real or fake batch and G draws B · m samples; without packing this is B."""
+        return self.cfg.batch_size * self.variant.pack
+
     def real(self) -> Tensor:
-        """(S, B, D) real samples, one batch per seed from its own stream."""
-        B = self.cfg.batch_size
-        x = torch.stack([self.data.sample(B, g, dtype=self.dtype) for g in self.generators])
+        """(S, B · m, D) real samples, one batch per seed from its own stream; consecutive
+        draws are independent, so every run of m of them is a real pack."""
+        n = self.draws
+        x = torch.stack([self.data.sample(n, g, dtype=self.dtype) for g in self.generators])
         return x.to(self.device)
 
     def noise(self) -> Tensor:
-        """(S, B, Z) latent draws, one batch per seed from its own stream."""
-        shape = (self.cfg.batch_size, self.cfg.z_dim)
+        """(S, B · m, Z) standard normal latent draws, one batch per seed from its own stream."""
+        shape = (self.draws, self.cfg.z_dim)
         z = torch.stack(
             [torch.randn(shape, generator=g, dtype=self.dtype) for g in self.generators]
         )
         return z.to(self.device)
 
     def critic(self, x: Tensor, params: Tensor | None = None) -> Tensor:
-        """Discriminator logits (S, B / pack, 1) on (S, B, D) samples, packed by the variant."""
-        S, B, D = x.shape
+        """Discriminator logits (S, N / m, 1) on (S, N, D) samples: each run of m = ``pack``
+        consecutive samples is concatenated into one (m · D,) input."""
+        S, N, D = x.shape
         pack = self.variant.pack
-        return self.D(x.reshape(S, B // pack, pack * D), params)
+        return self.D(x.reshape(S, N // pack, pack * D), params)
 
     def update(self, name: str | tuple[str, ...], loss: Tensor) -> None:
         """One optimiser step of network ``name`` (or of several networks trained jointly on

@@ -84,8 +84,6 @@ CLI_CASES = [
     pytest.param([*RUN, "--set", "beta2=1", "--out", "{store}"], ["[0, 1)"], id="set-beta2"),
     pytest.param([*RUN, "--set", "dtype=float16", "--out", "{store}"], ["float64"],
                  id="set-dtype"),
-    pytest.param(["run", "--variants", "pacgan2", "--datasets", "ring8", "--set", "batch_size=3",
-                  "--out", "{store}"], ["multiple of pack 2"], id="set-batch-not-multiple-of-pack"),
     pytest.param([*RUN, "--variants", "pacgan2", "--out", "{store}"], ["not in suite 'smoke'"],
                  id="variant-not-in-suite"),
     pytest.param([*RUN, "--workers", "0", "--out", "{store}"], [">= 1"], id="workers-zero"),

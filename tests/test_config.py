@@ -87,14 +87,14 @@ def test_valid_edges_are_accepted():
     cfg(steps=0, lr=1.0, beta1=0.0, beta2=0.999, depth=0, n_eval=10, dtype="float64", device="cpu")
 
 
-def test_batch_must_be_a_multiple_of_pack(monkeypatch):
+def test_a_packed_variant_takes_any_batch_size(monkeypatch):
+    # A batch is batch_size packs of pack samples (PacGAN), so no batch size is refused.
     packed = dataclasses.replace(VARIANTS["nsgan"], name="packed4", pack=4)
     monkeypatch.setattr(
         config_module, "VARIANTS", MappingProxyType({**VARIANTS, "packed4": packed})
     )
-    with pytest.raises(ConfigError, match="multiple of pack 4"):
-        cfg(variant="packed4", batch_size=30)
-    assert cfg(variant="packed4", batch_size=32).spec.pack == 4
+    assert cfg(variant="packed4", batch_size=30).spec.pack == 4
+    assert cfg(variant="packed4", batch_size=1).batch_size == 1
 
 
 def test_config_is_frozen_and_overrides_revalidate():

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import RecordingNet
 
 from modecov import losses, penalties
 from modecov.config import RunConfig
@@ -198,6 +199,36 @@ def test_pacgan_discriminator_sees_consecutive_packs(key, pack):
     d_real, d_fake = st.critic(torch.cat((x, fake), dim=1)).chunk(2, dim=1)
     torch.testing.assert_close(d_real, logits, rtol=0, atol=1e-12)
     torch.testing.assert_close(d_fake, st.critic(fake), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("key,pack", [("nsgan", 1), ("pacgan2", 2), ("pacgan4", 4)])
+def test_a_batch_is_batch_size_packs(key, pack):
+    # As in the PacGAN paper: D judges B real and B fake packs per update and G's loss B
+    # packs, so each step draws B·m real and B·m fake samples; B need not divide by m.
+    B = 15
+    st = state_for(key, batch_size=B)
+    st.D = RecordingNet(st.D)
+    S, D = len(st.cfg.seeds), st.data.dim
+    assert st.real().shape == (S, B * pack, D)
+    assert st.noise().shape == (S, B * pack, st.cfg.z_dim)
+    standard_step(st)
+    shapes = [tuple(x.shape) for x, _ in st.D.calls]
+    assert shapes == [(S, 2 * B, pack * D), (S, B, pack * D)]  # D step (real + fake), G step
+
+
+@pytest.mark.parametrize("key", [k for k, v in VARIANTS.items() if v.pack == 1])
+def test_unpacked_variants_draw_one_sample_per_batch_row(key):
+    # Without packing a batch is B samples, drawn as before: data first, then latents,
+    # from each seed's own generator.
+    st = state_for(key, seeds=(0, 5), batch_size=16)
+    want_real, want_z = [], []
+    for mine in st.generators:  # each stream where weight initialisation left it
+        g = torch.Generator()
+        g.set_state(mine.get_state())
+        want_real.append(st.data.sample(16, g, dtype=torch.float64))
+        want_z.append(torch.randn(16, st.cfg.z_dim, generator=g, dtype=torch.float64))
+    torch.testing.assert_close(st.real(), torch.stack(want_real), rtol=0, atol=0)
+    torch.testing.assert_close(st.noise(), torch.stack(want_z), rtol=0, atol=0)
 
 
 def test_mode_seeking_term_matches_the_published_formula():

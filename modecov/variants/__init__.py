@@ -86,23 +86,33 @@ R1 = Variant(
 
 PACGAN2 = Variant(
     name="pacgan2",
+    version=2,  # v2: a batch is B packs (v1 held B samples, so D saw B / m inputs)
     label="PacGAN2",
     reference="lin2018pacgan",
-    relative_cost=0.7,
+    relative_cost=1.2,
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     pack=2,
 )
+"""D judges packs of m = 2 samples, as in the authors' toy code (fjxmlzn/PacGAN, under
+``synthetic_data_experiments/``: ``2DRing_GAN&PacGAN/pacgan_task.py``,
+``PacGAN/pacgan/bricks.py``, ``PacGAN/pacgan/datasets.py``). A batch is B packs: each real
+pack is m independent draws (``GaussianPackingMixture`` puts m resampled copies side by side),
+G draws m latent batches of B, and only D's first layer widens (input
+``num_xdim * num_packing``, hidden sizes fixed), as the shared D here takes m · D inputs.
+Their G loss, softplus(D(x)) + softplus(−D(G(z))), has the non-saturating gradient."""
 
 PACGAN4 = Variant(
     name="pacgan4",
+    version=2,  # v2: a batch is B packs (v1 held B samples, so D saw B / m inputs)
     label="PacGAN4",
     reference="lin2018pacgan",
-    relative_cost=0.6,
+    relative_cost=1.55,
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     pack=4,
 )
+"""PacGAN2 with packs of m = 4 samples."""
 
 MSGAN = Variant(
     name="msgan",

@@ -4,7 +4,8 @@ pairwise gradient penalty, and VEEGAN.
 All three add one seed-batched network from data to latent space (BiGAN's encoder E,
 VEEGAN's reconstructor F), a :class:`~modecov.nets.StackedMLP` of the shared shape, and a
 discriminator on the concatenated pair ``(x, z)`` (input width D + Z). Their update rules
-differ from the standard step, so each supplies its own ``step``.
+differ from the standard step, so each supplies its own ``step``. BiGAN-PGP and VEEGAN
+follow their authors' code (cited in each step's docstring), not only the papers' equations.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from modecov.train import TrainState
 
 PGP_WEIGHT = 0.1
-"""λ of the pairwise gradient penalty (Sharma & Namboodiri 2018)."""
+"""λ of the pairwise gradient penalty (Sharma & Namboodiri 2018): ``gp_lambda`` in the
+authors' toy config (shashank879/logan, ``visual_train.py``)."""
 
 
 def _mlp(st: TrainState, n_in: int, n_out: int, generators) -> StackedMLP:
@@ -47,7 +49,8 @@ def _pairs(x: Tensor, z: Tensor) -> Tensor:
 
 
 def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> Tensor:
-    """``‖∇ₓ D(x̂, E(x)) − u‖²`` at ``x̂ = εx + (1 − ε)G(E(x))``, batch mean per seed.
+    """``‖∇ₓ D(x̂, E(x)) − u‖₂`` (the norm, not its square) at ``x̂ = εx + (1 − ε)G(E(x))``,
+    batch mean per seed.
 
     ``u = (x − G(E(x))) / ‖x − G(E(x))‖`` is the unit vector from the reconstruction to
     the data point: the penalty pulls the discriminator's input gradient on the segment
@@ -55,6 +58,11 @@ def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> 
     2018). The code is held at E(x) along the segment (x and its reconstruction share it),
     ``ε ~ U[0, 1]`` is drawn per sample from each seed's own stream, and only the
     discriminator is trained by the penalty (E and G enter detached).
+
+    As the authors' code (shashank879/logan, ``image_models.py``,
+    ``BIGAN._gradient_penalty``, inherited by the toy model ``vizBIGAN``):
+    ``x_pen = sqrt(sum((x_grads − x_unit)²))``, ``gp_loss = mean(x_pen)``; its latent-side
+    term ``gp_loss_z`` is computed but left out of the loss there, and here.
 
     Args:
         st: the group's TrainState (``D``, ``G``, ``generators``).
@@ -74,12 +82,14 @@ def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> 
     (grad,) = torch.autograd.grad(st.D(_pairs(x_hat, code)).sum(), x_hat, create_graph=True)
     gap = real - recon
     unit = gap / gap.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return (grad - unit).square().sum(dim=-1).mean(dim=1)
+    return (grad - unit).norm(dim=-1).mean(dim=1)
 
 
 def _bigan_step(st: TrainState, *, pgp: bool) -> dict[str, Tensor]:
-    """One discriminator update on (x, E(x)) against (G(z), z), then one joint update of
-    G and E on the flipped labels (the non-saturating form of BiGAN's minimax game)."""
+    """One discriminator update on (x, E(x)) (label 1) against (G(z), z) (label 0), then one
+    joint update of G and E: on the flipped labels for BiGAN (the non-saturating form of its
+    minimax game); on ``mean D(x, E(x)) − mean D(G(z), z)`` (logits) with the pairwise
+    gradient penalty on D for BiGAN-PGP."""
     E = st.nets["E"]
     real, z = st.real(), st.noise()
     fake, code = st.G(z), E(real)
@@ -90,7 +100,10 @@ def _bigan_step(st: TrainState, *, pgp: bool) -> dict[str, Tensor]:
         loss_d = loss_d + PGP_WEIGHT * pairwise_gradient_penalty(st, real=real, code=code.detach())
     st.update("D", loss_d)
     d_real, d_fake = st.D(torch.cat((_pairs(real, code), _pairs(fake, z)), dim=1)).chunk(2, 1)
-    loss_ge = losses.bce_d(real=d_fake, fake=d_real)
+    if pgp:
+        loss_ge = d_real.flatten(1).mean(dim=1) - d_fake.flatten(1).mean(dim=1)
+    else:
+        loss_ge = losses.bce_d(real=d_fake, fake=d_real)
     st.update(("G", "E"), loss_ge)
     return {"loss_d": loss_d.detach(), "loss_g": loss_ge.detach()}
 
@@ -101,31 +114,54 @@ def bigan_step(st: TrainState) -> dict[str, Tensor]:
 
 
 def bigan_pgp_step(st: TrainState) -> dict[str, Tensor]:
-    """BiGAN update with the pairwise gradient penalty on the discriminator."""
+    """BiGAN-PGP update (Sharma & Namboodiri 2018), as the authors' toy code.
+
+    shashank879/logan, ``image_models.py`` (class ``BIGAN``, used by the toy model
+    ``vizBIGAN`` in ``visual_models.py``; config in ``visual_train.py``: ``loss='lol1'``,
+    ``grad_pen=True``, ``gp_lambda=.1``). With ``D = D(X, E(X))`` and ``D_ = D(G(Z), Z)``
+    (logits), ``lol1`` gives ``d_loss = mean(BCE(D, 1) + BCE(D_, 0)) + 0.1 · gp_loss`` and
+    ``g_loss = mean(D − D_)``, which G and E both minimise (``e_total_loss = [g_loss]``).
+    One D update, then one G and E update on the same batch; minimising the logit gap
+    pushes the generator pair's logit up and the encoder pair's down.
+    """
     return _bigan_step(st, pgp=True)
 
 
 def veegan_step(st: TrainState) -> dict[str, Tensor]:
-    """One VEEGAN update (Srivastava et al. 2017).
+    """One VEEGAN update (Srivastava et al. 2017), as the authors' code.
 
-    The discriminator tells generator pairs (z, G(z)) (label 1) from reconstructor pairs
-    (F(x), x) (label 0). Its logit on a generator pair estimates the log density ratio
-    of VEEGAN's bound, so G and F jointly minimise
-    ``mean D(z, G(z)) + mean ‖z − F(G(z))‖²``: the pair term moves G's joint towards the
-    data's, the ℓ2 term makes F invert G, so two latent regions mapped onto one mode
-    cannot both be reconstructed, which is what penalises collapse.
+    The reconstructor F gives the mean of a unit-variance Gaussian p(z | x) = N(F(x), I).
+    The discriminator tells generator pairs (z, G(z)) (label 1) from data pairs (z̃, x)
+    with z̃ ~ N(F(x), I) (label 0). Its logit on a generator pair estimates the log
+    density ratio of VEEGAN's bound, so G and F jointly minimise
+    ``mean D(z, G(z)) + mean ½‖z − F(G(z))‖²``, the second term being the Gaussian
+    negative log-likelihood −log N(z; F(G(z)), I) less its constant. The pair term moves
+    G's joint towards the data's (it does not depend on F); the likelihood term makes F
+    invert G, so two latent regions mapped onto one mode cannot both be reconstructed,
+    which is what penalises collapse.
+
+    akashgit/VEEGAN, ``VEEGAN_2D_RING.ipynb``, whose names run the other way:
+    ``inference_network`` is the generator (noise ``x`` to samples ``q_z``) and
+    ``generative_network`` the reconstructor (data ``p_z`` to ``p_x = Normal(F(p_z), 1)``).
+    ``log_d_prior = D(p_x.sample(), p_z)`` is the data pair, ``log_d_posterior = D(x, q_z)``
+    the generator pair (logits); ``disc_loss = mean(BCE(log_d_posterior, 1) +
+    BCE(log_d_prior, 0))``; ``gen_loss = mean(log_d_posterior) − mean(sum p_x.log_prob(x)
+    with p_z replaced by q_z)``, minimised over the generator's and the reconstructor's
+    variables together. The draw z̃ − F(x) ~ N(0, I) comes from each seed's own stream.
     """
     F = st.nets["E"]
     real, z = st.real(), st.noise()
     fake = st.G(z)
     with torch.no_grad():
-        code = F(real)
+        # The unit-variance noise of z̃ has the latent's shape: one more standard normal
+        # draw from each seed's stream.
+        code = F(real) + st.noise()
     both = torch.cat((_pairs(fake.detach(), z), _pairs(real, code)), dim=1)
     d_gen, d_data = st.D(both).chunk(2, dim=1)
     loss_d = losses.bce_d(real=d_gen, fake=d_data)
     st.update("D", loss_d)
     logit = st.D(_pairs(fake, z)).squeeze(-1).mean(dim=1)
-    recon = (z - F(fake)).square().sum(dim=-1).mean(dim=1)
+    recon = 0.5 * (z - F(fake)).square().sum(dim=-1).mean(dim=1)
     loss_gf = logit + recon
     st.update(("G", "E"), loss_gf)
     return {"loss_d": loss_d.detach(), "loss_g": loss_gf.detach(), "recon": recon.detach()}
@@ -145,6 +181,7 @@ BIGAN = Variant(
 
 BIGAN_PGP = Variant(
     name="bigan_pgp",
+    version=2,  # v2: G/E on the logit gap, penalty the norm (v1: flipped BCE, squared norm)
     label="BiGAN-PGP",
     reference="sharma2018no",
     make_d=pair_critic,
@@ -152,9 +189,12 @@ BIGAN_PGP = Variant(
     step=bigan_pgp_step,
     relative_cost=2.5,
 )
+"""Shared Adam (lr 1e-4, betas (0.5, 0.999)); the authors' toy config uses Adam lr 1e-4,
+betas (0.5, 0.9) and uniform latents."""
 
 VEEGAN = Variant(
     name="veegan",
+    version=2,  # v2: z̃ ~ N(F(x), I) in D's data pair, ½‖z − F(G(z))‖² (v1: F(x), weight 1)
     label="VEEGAN",
     reference="srivastava2017veegan",
     make_d=pair_critic,
@@ -162,5 +202,6 @@ VEEGAN = Variant(
     step=veegan_step,
     relative_cost=1.6,
 )
-"""Deterministic reconstructor F (registered as net ``E``), shared Adam: the paper's toy
-experiments use the same generator for every method, and so does modecov."""
+"""Reconstructor F (registered as net ``E``) giving the mean of N(F(x), I); shared Adam
+(the authors' notebook uses Adam lr 1e-3, β1 0.5): the paper's toy experiments use the same
+generator for every method, and so does modecov."""

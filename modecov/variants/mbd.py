@@ -341,7 +341,7 @@ def minibatch_critic(st: TrainState) -> MinibatchDiscriminator:
     sizes = [st.data.dim * st.variant.pack, *[st.cfg.hidden] * st.cfg.depth]
     return MinibatchDiscriminator(
         sizes,
-        st.cfg.batch_size // st.variant.pack,
+        st.cfg.batch_size,
         st.generators,
         dtype=st.dtype,
         device=st.device,
