@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="local processes or a Ray cluster (default local)")  # fmt: skip
     r.add_argument("--address", help="address of a running Ray cluster (default: start a "
                    "local Ray with --workers CPUs)")  # fmt: skip
+    r.add_argument("--rerun-stale", dest="rerun_stale", action="store_true",
+                   help="re-run and replace stored rows computed by another version of their "
+                   "variant or of a metric (default: refuse them)")  # fmt: skip
     r.add_argument("--quiet", action="store_true",
                    help="no progress (default: bars on a tty, else a line a group)")  # fmt: skip
     r.add_argument("--mnist", metavar="DIR", help="directory of the MNIST IDX files, for "
@@ -84,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset key whose modes define the mode scores")
     s.add_argument("--real", help="real samples (same formats; an (S, N, D) file is pooled) for "
                    "the distribution metrics: precision, recall, density, coverage, mmd2, w2, "
-                   "sliced_w2; also the reference of the Fréchet distance")  # fmt: skip
+                   "sliced_w2; and the reference of the Fréchet distance, which it adds with or "
+                   "without --dataset")  # fmt: skip
     s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--mnist", metavar="DIR", help="directory of the MNIST IDX files, for "
@@ -251,8 +255,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         where = device_name(resolve(configs[0].device))
     with Store(out_dir) as store:
-        store.check(*configs)
-        done = store.done()
+        stale = store.check(*configs, rerun_stale=args.rerun_stale)
+        done = store.done() - stale
         todo: list[RunConfig] = []
         for cfg in configs:
             missing = tuple(s for s in cfg.seeds if (cfg.config_id, s) not in done)
@@ -275,7 +279,8 @@ def _run(args: argparse.Namespace) -> int:
         mode = choose_mode(quiet=args.quiet)
         if mode != "quiet":
             pool = f"Ray at {args.address}" if args.address else f"{workers} workers"
-            print(f"modecov: {len(todo)} groups to run, {skipped} already stored, "
+            again = f" ({len(stale)} stale rows re-run)" if stale else ""
+            print(f"modecov: {len(todo)} groups to run{again}, {skipped} already stored, "
                   f"{pool} -> {out_dir}", file=sys.stderr)  # fmt: skip
         commit = provenance["git_commit"]
         todo.sort(key=lambda c: -c.cost)  # longest first balances the workers
@@ -364,11 +369,22 @@ def load_samples(path: str, dim: int | None = None, *, what: str = "samples"):
     return arr.astype(np.float64) if arr.ndim == 3 else arr[None].astype(np.float64)
 
 
-def _score_names(metrics, text: str | None, kinds: list[str]) -> dict[str, list[str] | None]:
-    """Kind -> metric names chosen by ``--metrics`` (None: all of that kind); an output key
-    (modes_covered) selects the metric that computes it."""
+def _score_names(metrics, text: str | None, *, dataset: bool, real: bool) -> dict[str, list[str]]:
+    """Kind -> metric names chosen by ``--metrics`` (default: every metric that applies with
+    the ``--dataset`` and ``--real`` given); an output key (modes_covered) selects the metric
+    that computes it."""
+
+    def applies(spec) -> bool:
+        if spec.kind == "samples":  # the Fréchet distance needs only a real set
+            return dataset or (real and not spec.needs_dataset)
+        return spec.kind == "distribution" and real
+
     if text is None:
-        return dict.fromkeys(kinds)
+        every: dict[str, list[str]] = {}
+        for spec in metrics.METRICS.values():
+            if applies(spec):
+                every.setdefault(spec.kind, []).append(spec.name)
+        return every
     names = _split(text)
     if not names:
         raise ConfigError("--metrics: name at least one metric (see `modecov list`)")
@@ -377,12 +393,13 @@ def _score_names(metrics, text: str | None, kinds: list[str]) -> dict[str, list[
     for n in names:
         if n not in metrics.METRICS and n not in metrics.DIRECTIONS:
             raise unknown("metric", n, [*metrics.METRICS, *metrics.DIRECTIONS])
-        kind = metrics.METRICS[owner.get(n, n)].kind
-        if kind == "distribution" and kind not in kinds:
+        spec = metrics.METRICS[owner.get(n, n)]
+        kind = spec.kind
+        if kind == "distribution" and not applies(spec):
             raise ConfigError(f"--metrics {n}: compares two sample sets; give --real FILE")
-        if kind == "samples" and kind not in kinds:
+        if kind == "samples" and not applies(spec):
             raise ConfigError(f"--metrics {n}: needs the modes of a dataset; give --dataset NAME")
-        if kind not in kinds:
+        if not applies(spec):
             raise ConfigError(f"--metrics {n}: scores a training trajectory, not samples")
         chosen.setdefault(kind, [])
         if owner.get(n, n) not in chosen[kind]:
@@ -409,8 +426,9 @@ def _score(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         _check_dataset(args.dataset)
         data = DATASETS[args.dataset]
-    kinds = (["samples"] if data is not None else []) + (["distribution"] if args.real else [])
-    chosen = _score_names(metrics, args.metrics, kinds)
+    chosen = _score_names(
+        metrics, args.metrics, dataset=data is not None, real=args.real is not None
+    )
     dim = None if data is None else data.dim
     fake = torch.from_numpy(load_samples(args.file, dim))
     if fake.shape[1] < 2:

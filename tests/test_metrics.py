@@ -146,6 +146,16 @@ def test_score_helpers_select_by_kind():
         )
 
 
+def test_score_samples_without_a_dataset_runs_the_frechet_distance_alone():
+    real = torch.randn(200, 3, generator=gen(0), dtype=torch.float64)
+    fake = torch.randn(2, 150, 3, generator=gen(1), dtype=torch.float64) + 1.0
+    out = score_samples(fake=fake, real=real, data=None)
+    assert list(out) == ["frechet_distance"]
+    assert_same(out, frechet(fake=fake, real=real, data=None))
+    with pytest.raises(ConfigError, match="'modes' needs a dataset"):
+        score_samples(fake=fake, real=real, data=None, names=["frechet", "modes"])
+
+
 def test_bad_shapes_raise():
     data = DATASETS["ring8"]
     with pytest.raises(ValueError, match="D = 2"):
@@ -171,7 +181,11 @@ def test_true_sampler(data):
     assert (out["hq_fraction"] - data.expected_hq).abs().max() < 0.01
     # The plug-in KL(p̂ || w) is biased up by about (K - 1) / 2n (0.02 on 1000 modes).
     assert (out["kl_gen_true"] < 0.01 + (data.n_modes - 1) / (2 * n)).all()
-    assert (out["inception_score_norm"] > 0.97).all()
+    # stacked_digits: 0.9509 and 0.9527 with the shipped classifier (measured): 25,000 samples
+    # over 1,000 modes bias the plug-in marginal's entropy low by (K - 1) / 2n = 0.02 nats, and
+    # the classifier's posteriors are not one-hot (E_x H(p(k | x)) = 0.03 nats).
+    bar = 0.94 if data.name == "stacked_digits" else 0.97
+    assert (out["inception_score_norm"] > bar).all()
 
 
 @functools.cache
@@ -196,6 +210,8 @@ def test_one_mode_sampler_covers_one_mode(data):
 def test_one_mode_sampler_inception(data):
     _, out = _one_mode(data.name)
     expected = 1.0 / torch.special.entr(data.weights).sum().exp()
+    # stacked_digits: +2.8% and +2.7% with the shipped classifier (measured): its posteriors
+    # are not one-hot, so samples of one mode still spread a little mass over its neighbours.
     torch.testing.assert_close(out["inception_score_norm"], expected.expand(2), rtol=0.05, atol=0)
 
 
@@ -234,8 +250,9 @@ def test_three_of_eight_centres():
     assert out["modes_balanced"] == 3  # 4 >= 0.2 * 13 / 8
     assert out["hq_fraction"] == pytest.approx(12 / 13, rel=1e-15)
     assert out["kl_gen_true"] == pytest.approx(math.log(8 / 3), rel=1e-12)
-    # p~ = 4.5/16 on the three covered modes, 0.5/16 on the five others.
-    kl_true_gen = (3 * math.log(2 / 4.5) + 5 * math.log(4)) / 8
+    # 13 samples over 8 modes and the off-mode bin: p~ = 4.5/17.5 on the three covered modes,
+    # 0.5/17.5 on the five others (and 1.5/17.5 off-mode, where w has no mass).
+    kl_true_gen = (3 * math.log(17.5 / 36) + 5 * math.log(17.5 / 4)) / 8
     assert out["kl_true_gen"] == pytest.approx(kl_true_gen, rel=1e-12)
     # Mixture m = 11/48 on the covered modes, 1/16 elsewhere.
     jsd = 0.5 * (math.log(16 / 11) + 3 / 8 * math.log(6 / 11) + 5 / 8 * math.log(2))
@@ -264,9 +281,42 @@ def test_no_hq_sample():
     assert out["modes_covered"].item() == 0 and out["modes_balanced"].item() == 0
     assert out["hq_fraction"].item() == 0
     assert math.isnan(out["kl_gen_true"].item()) and math.isnan(out["mode_jsd"].item())
-    # p~ is uniform: KL(w || 1/K) = log K - H(w).
+    # p~_k = 0.5 / (10 + 0.5 * 9) on every mode: KL(w || p~) = log(2N + K + 1) - H(w).
     w = data.weights.numpy()
-    assert out["kl_true_gen"].item() == pytest.approx(math.log(8) - entropy(w), rel=1e-12)
+    assert out["kl_true_gen"].item() == pytest.approx(math.log(29) - entropy(w), rel=1e-12)
+
+
+def test_kl_true_gen_hand_case():
+    # ring8_imbalanced, w = (8, ..., 1) / 36; N = 20: 6 on mode 0, 2 on mode 3, 12 off-mode.
+    data = DATASETS["ring8_imbalanced"]
+    fake = on_centres(data, [6, 0, 0, 2, 0, 0, 0, 0], n_off=12)[None]
+    out = score_samples(fake=fake, real=fake[0], data=data, names=["modes"])
+    w = np.arange(8, 0, -1) / 36
+    p_tilde = np.array([6.5, 0.5, 0.5, 2.5, 0.5, 0.5, 0.5, 0.5]) / (20 + 0.5 * 9)
+    expected = float(np.sum(w * np.log(w / p_tilde)))
+    assert out["kl_true_gen"].item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("data", ALL_DATASETS)
+def test_kl_true_gen_no_hq_is_worse_than_one_mode(data):
+    # The old smoothing over HQ samples alone gave a set with no HQ sample p~ = 1/K, so
+    # log K - H(w): 0, the best value, on balanced data. Now it is log(2N + K + 1) - H(w).
+    n = 200
+    k = int(data.weights.argmax())
+    low, high = data.bounds()
+    far = torch.full((1, n, data.dim), 10 * (high - low) + high, dtype=torch.float64)
+    one_mode = data.sample_mode(k, n, gen(0), dtype=torch.float64)[None]
+    true = data.sample(n, gen(1), dtype=torch.float64)[None]
+    score = {
+        name: score_samples(fake=x, real=true[0], data=data, names=["modes"])
+        for name, x in (("far", far), ("one_mode", one_mode), ("true", true))
+    }
+    assert score["far"]["hq_fraction"].item() == 0
+    entropy_w = float(torch.special.entr(data.weights).sum())
+    expected = math.log(2 * n + data.n_modes + 1) - entropy_w
+    assert score["far"]["kl_true_gen"].item() == pytest.approx(expected, rel=1e-12)
+    assert score["far"]["kl_true_gen"] > score["one_mode"]["kl_true_gen"]
+    assert score["far"]["kl_true_gen"] > score["true"]["kl_true_gen"]
 
 
 # References
@@ -285,9 +335,10 @@ def test_mode_divergences_match_scipy():
     w = data.weights.numpy()
     for s, c in enumerate(counts):
         p_hat = c / c.sum()
-        p_tilde = (c + 0.5) / (c.sum() + 0.5 * 8)
+        p_tilde = (c + 0.5) / (n + 0.5 * 9)  # the off-mode bin takes the rest
         assert out["kl_gen_true"][s] == pytest.approx(entropy(p_hat, w), rel=1e-12)
-        assert out["kl_true_gen"][s] == pytest.approx(entropy(w, p_tilde), rel=1e-12)
+        kl_true_gen = scipy.special.rel_entr(w, p_tilde).sum()
+        assert out["kl_true_gen"][s] == pytest.approx(kl_true_gen, rel=1e-12)
         assert out["mode_jsd"][s] == pytest.approx(jensenshannon(p_hat, w) ** 2, rel=1e-9)
         assert out["modes_covered"][s] == (c > 0).sum()
         assert out["hq_fraction"][s] == pytest.approx(c.sum() / n, rel=1e-15)
@@ -314,7 +365,7 @@ def test_inception_matches_numpy():
         p = post[s]
         marginal = p.mean(0)
         log_is = np.mean([entropy(row, marginal) for row in p])
-        log_ms = np.mean([entropy(row, w) for row in p]) - entropy(marginal, w)
+        log_ms = log_is - entropy(marginal, w)
         assert out["inception_score"][s] == pytest.approx(np.exp(log_is), rel=1e-10)
         assert out["inception_score_norm"][s] == pytest.approx(
             np.exp(log_is - entropy(w)), rel=1e-10
@@ -322,12 +373,34 @@ def test_inception_matches_numpy():
         assert out["mode_score"][s] == pytest.approx(np.exp(log_ms), rel=1e-10)
 
 
-def test_mode_score_as_defined_equals_inception_score():
-    # The weights cancel from the MODE score's exponent (see its docstring).
-    data = soft_mixture()
-    fake = torch.randn(2, 400, 3, generator=gen(1), dtype=torch.float64) + 0.5
+def test_mode_score_hand_case():
+    # Samples on the centres of ring8_imbalanced (w = (8, ..., 1) / 36) in equal numbers:
+    # every p(k | x) is one-hot, so IS = 8, and p(k) = 1/8: MS = 8 exp(-KL(1/8 || w)).
+    data = DATASETS["ring8_imbalanced"]
+    fake = on_centres(data, [5] * 8)[None]
     out = inception(fake=fake, real=fake[0], data=data)
-    torch.testing.assert_close(out["mode_score"], out["inception_score"], rtol=1e-10, atol=0)
+    w = np.arange(8, 0, -1) / 36
+    expected = 8 * np.exp(-np.sum(np.log((1 / 8) / w)) / 8)
+    assert out["inception_score"].item() == pytest.approx(8.0, rel=1e-9)
+    assert out["mode_score"].item() == pytest.approx(expected, rel=1e-9)
+    assert out["mode_score"].item() < 7.0  # the old definition equalled IS: 8
+
+
+def test_mode_score_one_mode_of_ring8_imbalanced():
+    _, out = _one_mode("ring8_imbalanced")
+    torch.testing.assert_close(out["inception_score"], torch.ones(2, dtype=torch.float64))
+    # p(k) is one-hot on mode 0: MS = w_0 = 8/36 = 0.22, where IS = 1.
+    torch.testing.assert_close(
+        out["mode_score"], torch.full((2,), 8 / 36, dtype=torch.float64), rtol=1e-6, atol=0
+    )
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "spiral"])
+def test_mode_score_of_the_true_sampler_of_balanced_data_is_about_is(name):
+    data = DATASETS[name]
+    fake = torch.stack([data.sample(n_anchor(data), gen(seed)) for seed in range(2)])
+    out = inception(fake=fake, real=fake[0], data=data)
+    torch.testing.assert_close(out["mode_score"], out["inception_score"], rtol=0.01, atol=0)
 
 
 def scipy_frechet(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 from helpers import cli
 
@@ -15,6 +16,8 @@ from modecov.data import DATASETS
 from modecov.metrics import METRICS, score_distribution
 
 DIST_KEYS = [k for m in METRICS.values() if m.kind == "distribution" for k in m.outputs]
+REAL_KEYS = ["frechet_distance", *DIST_KEYS]
+"""What ``--real`` alone gives: the Fréchet distance on raw coordinates, then the rest."""
 MODE_KEYS = list(METRICS["modes"].outputs)
 
 
@@ -62,12 +65,43 @@ def files(tmp_path) -> dict[str, Path]:
 
 def test_real_gives_every_distribution_metric_per_seed(capsys, files):
     got = score_json(capsys, files["fake"], "--real", files["real"])
-    assert list(got) == DIST_KEYS
+    assert list(got) == REAL_KEYS
     fake, real = np.load(files["fake"]), np.load(files["real"])
     expected = score_distribution(fake=torch.from_numpy(fake), real=torch.from_numpy(real))
     for key in DIST_KEYS:
         assert got[key] == pytest.approx(expected[key].tolist(), rel=1e-12, abs=1e-15), key
     assert all(v > 0.8 for v in got["coverage"])  # both files hold true ring8 samples
+
+
+def torch_fidelity_frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """torch-fidelity's formula on raw coordinates: |mu_a - mu_b|^2 + tr(C_a + C_b
+    - 2 sqrtm(C_a C_b)), unbiased covariances, scipy's sqrtm (real part)."""
+    c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(c_a @ c_b).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(c_a + c_b - 2 * root))
+
+
+def test_real_alone_gives_the_frechet_distance_on_raw_coordinates(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3))
+    fake = rng.normal(size=(2, 250, 3)) @ rng.normal(size=(3, 3)) + rng.normal(size=3)
+    f, r = save(tmp_path / "fake.npy", fake), save(tmp_path / "real.npy", real)
+    expected = [torch_fidelity_frechet(real, x) for x in fake]
+    got = score_json(capsys, f, "--real", r)
+    assert got["frechet_distance"] == pytest.approx(expected, rel=1e-8)
+    # Named alone, without --dataset (it was refused: "needs the modes of a dataset").
+    for name in ("frechet_distance", "frechet"):
+        only = score_json(capsys, f, "--real", r, "--metrics", name)
+        assert list(only) == ["frechet_distance"]
+        assert only["frechet_distance"] == got["frechet_distance"]
+
+
+def test_real_is_the_frechet_reference_with_a_dataset(capsys, files):
+    # With --dataset too, the user's real set stays the reference (not the dataset's sampler).
+    fake, real = np.load(files["fake"]), np.load(files["real"])
+    both = score_json(capsys, files["fake"], "--dataset", "ring8", "--real", files["real"])
+    expected = [torch_fidelity_frechet(real, x) for x in fake]
+    assert both["frechet_distance"] == pytest.approx(expected, rel=1e-8)
 
 
 def test_every_format_gives_the_same_scores(capsys, tmp_path, files):
@@ -112,8 +146,8 @@ def test_text_output_has_one_line_per_metric(capsys, files):
     rc, out, err = cli(capsys, "score", files["fake"], "--real", files["real"])
     assert rc == 0, err
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == DIST_KEYS
-    assert "↓" in lines[DIST_KEYS.index("mmd2")] and "↑" in lines[0]
+    assert [line.split()[0] for line in lines] == REAL_KEYS
+    assert "↓" in lines[REAL_KEYS.index("mmd2")] and "↑" in lines[REAL_KEYS.index("precision")]
 
 
 GOOD = draw((50,), 3)

@@ -17,6 +17,18 @@ HQ_MASS = float(chi2.cdf(9.0, 2))
 CHUNK = 2048
 """Rows of samples scored at once; results do not depend on it."""
 
+FAR_D2 = 1e10
+"""Squared Mahalanobis distance to the nearest centre beyond which ``GaussianMixture.posterior``
+uses the linear form of the log-odds: there the rounding of the quadratic form (~eps * d2)
+would swamp the differences between modes (at 1e30 every mode looks equally far, at 1e300
+d2 overflows), while the linear form stays exact. No sample of a dataset, nor uniform noise
+over its box, comes near it (at most ~1e9, on ``gauss1200``)."""
+
+FAR_RADIUS = 1e6
+"""Coordinate size beyond which ``Spiral`` finds a sample's nearest point of the curve in
+coordinates divided by that size, where |x - c|^2 neither loses the curve to rounding nor
+overflows."""
+
 
 def hq_radius2(dim: int) -> float:
     """Squared Mahalanobis radius holding ``HQ_MASS`` of a D-dim standard Gaussian."""
@@ -154,7 +166,26 @@ class GaussianMixture(Dataset):
 
     def posterior(self, x: Tensor) -> Tensor:
         logw = self.weights.to(x.device).log()
-        return torch.softmax(logw - 0.5 * self._dist2(x), dim=-1)
+        d2 = self._dist2(x)
+        post = torch.softmax(logw - 0.5 * d2, dim=-1)
+        far = ~(d2.amin(-1) <= FAR_D2)  # NaN and inf distances included
+        if bool(far.any()):
+            post[far] = self._far_posterior(x[far].to(torch.float64), logw)
+        return post
+
+    def _far_posterior(self, x: Tensor, logw: Tensor) -> Tensor:
+        """(M, K) p(k | x) of (M, D) samples far from every centre (s the scales ``std``).
+
+        The log-odds are log w_k + (x / s) . (c_k / s) - |c_k / s|^2 / 2 (the quadratic form
+        without the common |x / s|^2 / 2), computed as z_k = log-odds / m with
+        m = max(1, max_d |x_d|) so nothing overflows; p = softmax(m (z - max_k z)), where a
+        mode whose log-odds trail by more than ~745 gets exactly 0.
+        """
+        centers = self._scaled_centers.to(x.device)
+        std = self.std.to(x.device)
+        m = x.abs().amax(-1, keepdim=True).clamp_min(1.0)
+        z = (x / m / std) @ centers.mT + (logw - 0.5 * centers.square().sum(-1)) / m
+        return torch.softmax(m * (z - z.amax(-1, keepdim=True)), dim=-1)
 
 
 class Spiral(Dataset):
@@ -250,7 +281,7 @@ class Spiral(Dataset):
         flat = x.reshape(-1, 2).to(torch.float64)
         curve, grid = self._curve.to(flat.device), self._u.to(flat.device)
 
-        def block(rows: Tensor) -> tuple[Tensor, Tensor]:
+        def near(rows: Tensor) -> tuple[Tensor, Tensor]:
             d = torch.cdist(rows, curve, compute_mode="donot_use_mm_for_euclid_dist")
             t = (grid[d.argmin(-1)] + 1.0) / 2.0
             for _ in range(4):
@@ -259,6 +290,32 @@ class Spiral(Dataset):
                 slope = (dc * dc).sum(-1) + (diff * ddc).sum(-1)
                 t = (t - (diff * dc).sum(-1) / slope).clamp(0.0, 1.0)
             return 2.0 * t - 1.0, (self._at(t)[0] - rows).norm(dim=-1)
+
+        def far(rows: Tensor) -> tuple[Tensor, Tensor]:
+            # The same search on x / m, m = max_d |x_d|: the vertex minimising
+            # (|x - c|^2 - |x|^2) / m = |c|^2 / m - 2 (x / m) . c, then Newton on
+            # (c / m - x / m) . c' = 0, all of order 1.
+            m = rows.abs().amax(-1, keepdim=True)
+            u = rows / m
+            score = curve.square().sum(-1) / m - 2.0 * u @ curve.mT
+            t = (grid[score.argmin(-1)] + 1.0) / 2.0
+            for _ in range(4):
+                c, dc, ddc = self._at(t)
+                diff = c / m - u
+                slope = (dc * dc).sum(-1) / m[:, 0] + (diff * ddc).sum(-1)
+                t = (t - (diff * dc).sum(-1) / slope).clamp(0.0, 1.0)
+            # Beyond ~1e308 the distance is inf: still not within the band.
+            return 2.0 * t - 1.0, m[:, 0] * (self._at(t)[0] / m - u).norm(dim=-1)
+
+        def block(rows: Tensor) -> tuple[Tensor, Tensor]:
+            is_far = rows.abs().amax(-1) > FAR_RADIUS
+            if not bool(is_far.any()):
+                return near(rows)
+            u, dist = torch.empty_like(rows[:, 0]), torch.empty_like(rows[:, 0])
+            for mask, fn in ((~is_far, near), (is_far, far)):
+                if bool(mask.any()):
+                    u[mask], dist[mask] = fn(rows[mask])
+            return u, dist
 
         parts = _chunked(flat, block)
         if not parts:

@@ -45,12 +45,20 @@ class MetricSpec:
     """``samples``: scores (S, N, D) samples; ``trajectory``: scores (T, S, K) counts;
     ``distribution``: scores the large final (S, N, D) samples against real ones (``data``
     may be None)."""
+    needs_dataset: bool = True
+    """Read for ``samples`` metrics: False when ``fn`` also runs with ``data=None``, on raw
+    coordinates (the Fréchet distance), so a real set alone is enough to compute it."""
+    version: int = 1
+    """Implementation version: bumped whenever a change can move a stored value, so a store
+    refuses rows computed by another version (``modecov run --rerun-stale`` replaces them)."""
 
     def __post_init__(self) -> None:
         if not _SNAKE.fullmatch(self.name):
             raise ValueError(f"metric name {self.name!r} is not snake_case")
         if self.kind not in KINDS:
             raise ValueError(f"metric {self.name!r}: kind must be one of {KINDS}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise ValueError(f"metric {self.name!r}: version must be a positive int")
         if not self.outputs:
             raise ValueError(f"metric {self.name!r} declares no outputs")
         for key, higher in self.outputs.items():
@@ -67,7 +75,7 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
         m.name: m
         for m in (
             MetricSpec(
-                name="modes", label="Mode coverage", kind="samples", fn=modes,
+                name="modes", version=2, label="Mode coverage", kind="samples", fn=modes,
                 reference="srivastava2017veegan,lin2018pacgan",
                 outputs={
                     "modes_covered": True, "modes_covered_frac": True, "modes_balanced": True,
@@ -76,13 +84,14 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
                 },
             ),
             MetricSpec(
-                name="inception", label="Inception score", kind="samples", fn=inception,
+                name="inception", version=2, label="Inception score", kind="samples", fn=inception,
                 reference="salimans2016improved,che2017mode",
                 outputs={"inception_score": True, "inception_score_norm": True, "mode_score": True},
             ),
             MetricSpec(
                 name="frechet", label="Fréchet distance", kind="samples", fn=frechet,
                 reference="heusel2017gans", outputs={"frechet_distance": False},
+                needs_dataset=False,
             ),
             MetricSpec(
                 name="hop_tv", label="Mode hopping (TV)", kind="trajectory", fn=hop_tv,
@@ -137,6 +146,15 @@ DIRECTIONS: Mapping[str, bool] = _directions(METRICS)
 """Every output key of every metric -> True when higher is better (read by the report)."""
 
 
+def versions(metrics: Mapping[str, MetricSpec] | None = None) -> str:
+    """``name=version`` of every metric, sorted by name and ``;``-joined: the
+    ``metric_versions`` a stored row records, so a store can tell rows computed by another
+    implementation of any metric (a metric missing from a stored row's string counts as
+    changed: the row lacks its outputs)."""
+    metrics = METRICS if metrics is None else metrics
+    return ";".join(f"{name}={metrics[name].version}" for name in sorted(metrics))
+
+
 def _select(names: Iterable[str] | None, kind: str) -> list[MetricSpec]:
     """The specs of ``kind`` named in ``names`` (all of them when None), in order."""
     of_kind = [spec.name for spec in METRICS.values() if spec.kind == kind]
@@ -162,24 +180,33 @@ def _run(spec: MetricSpec, **kwargs) -> dict[str, Tensor]:
 
 
 def score_samples(
-    *, fake: Tensor, real: Tensor, data: Dataset, names: Iterable[str] | None = None
+    *, fake: Tensor, real: Tensor, data: Dataset | None, names: Iterable[str] | None = None
 ) -> dict[str, Tensor]:
     """Run the samples metrics on generated samples.
 
     Args:
         fake: (S, N, D) generated samples, one set per seed.
         real: (N', D) real samples, shared by all seeds.
-        data: the dataset that defines the modes.
-        names: keys of ``kind == "samples"`` metrics to run; all of them when None.
+        data: the dataset that defines the modes, or None for sample sets from outside
+            modecov (only the metrics with ``needs_dataset`` False run then).
+        names: keys of ``kind == "samples"`` metrics to run; all of them (that apply) when
+            None.
 
     Returns:
         Every output key of the chosen metrics -> (S,) float64 tensor.
 
     Raises:
-        ConfigError: a name is not a samples metric.
+        ConfigError: a name is not a samples metric, or needs a dataset and ``data`` is None.
     """
+    specs = _select(names, "samples")
+    if data is None:
+        if names is None:
+            specs = [spec for spec in specs if not spec.needs_dataset]
+        for spec in specs:
+            if spec.needs_dataset:
+                raise ConfigError(f"samples metric {spec.name!r} needs a dataset's modes")
     out: dict[str, Tensor] = {}
-    for spec in _select(names, "samples"):
+    for spec in specs:
         out.update(_run(spec, fake=fake, real=real, data=data))
     return out
 
@@ -240,4 +267,5 @@ __all__ = [
     "score_distribution",
     "score_samples",
     "score_trajectory",
+    "versions",
 ]

@@ -4,12 +4,17 @@ coverage (k-NN manifolds), unbiased MMD², exact and sliced 2-Wasserstein distan
 They run on the large final sample set, not at every snapshot. Pairwise work is done in
 float64 row chunks of at most ``CHUNK`` distances, so no N x N matrix is ever held; each
 metric reads at most its ``*_MAX_POINTS`` first samples per side (samples are i.i.d., so
-these are a random subset) and, within that cap, does not depend on sample order.
+these are a random subset) and, within that cap, does not depend on sample order. Samples
+far from the real set, and values whose squares would overflow, get the value the metric's
+definition gives (``EXACT_BEYOND``; ``BIG`` = 1e100 in ``frechet``), or NaN; never one made by
+an overflow.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,6 +23,9 @@ import torch
 from torch import Tensor
 
 from modecov.data import Dataset
+from modecov.metrics.frechet import scale_for
+
+log = logging.getLogger(__name__)
 
 K_NEIGHBOURS = 5
 """k of the k-nearest-neighbour balls of precision, recall, density and coverage."""
@@ -43,6 +51,19 @@ SLICED_SEED = 0
 CHUNK = 1 << 22
 """Most pairwise distances held at once (32 MiB of float64, in one reused buffer): blocks
 this large keep matrix products efficient and threads in step."""
+
+EXACT_BEYOND = 1e4
+"""A seed with a coordinate beyond this many times the real set's extent (around the real
+mean) gets its distances from exact coordinate differences (``torch.cdist`` without the matrix
+product), the product form |a|^2 + |b|^2 - 2 a.b losing ~eps |a|^2 to rounding (two copies of
+one far point would seem apart); no seed within that range changes. Beyond ``BIG`` (1e100),
+where squares overflow, such a seed is divided by a power of two first (``_seed_scale``)."""
+
+SPAN = 1e100
+"""Most a scaled seed's sample sizes (max_d |x_d|) may span: dividing by a scale near the
+largest keeps every distance from a sample within 1/SPAN of it well above underflow (two
+distinct floats differ by at least 2^-52 of their size), and a seed spanning more would lose
+its small distances to underflow, so its prdc and mmd2 are NaN."""
 
 MIN_SAMPLES = K_NEIGHBOURS + 1
 """Fewest samples per side: a point's k-th neighbour must exist besides itself."""
@@ -78,8 +99,34 @@ def _prepare(fake: Tensor, real: Tensor, cap: int) -> tuple[Tensor, Tensor]:
     distances unchanged but keeps |x|^2 small in the matmul form of the distance)."""
     _check(fake, real)
     real = real[:cap].to(torch.float64)
-    centre = real.mean(0)
+    # The mean of huge values would overflow; their centre is the mean of the scaled values.
+    s = scale_for(float(real.abs().max()))
+    centre = real.mean(0) if s == 1.0 else (real / s).mean(0) * s
     return (fake[:, :cap].to(device=real.device, dtype=torch.float64) - centre), real - centre
+
+
+def _unit(fake: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
+    """Both (centred) sets divided by a power of two when the real set has a coordinate
+    beyond ``BIG``, for the metrics that do not change with a common scale (k-NN balls, MMD at
+    the median bandwidth): their squared distances would overflow."""
+    s = scale_for(float(real.abs().max()))
+    return (fake, real) if s == 1.0 else (fake / s, real / s)
+
+
+def _exact(fake: Tensor, real: Tensor) -> bool:
+    """Whether distances from one seed's (centred) samples need the exact difference form:
+    a coordinate beyond ``EXACT_BEYOND`` times the real set's extent."""
+    return float(fake.abs().max()) > EXACT_BEYOND * float(real.abs().max())
+
+
+def _seed_scale(fake: Tensor) -> float | None:
+    """The power of two to divide a seed's exact distances by (1.0 when no coordinate exceeds
+    ``BIG``), or None when its sample sizes span more than ``SPAN``."""
+    size = fake.abs().amax(-1)
+    s = scale_for(float(size.max()))
+    if s != 1.0 and float(size.min()) * SPAN < float(size.max()):
+        return None
+    return s
 
 
 def _sqdist(a: Tensor, b: Tensor, a2: Tensor, b2: Tensor, out: Tensor | None = None) -> Tensor:
@@ -88,18 +135,28 @@ def _sqdist(a: Tensor, b: Tensor, a2: Tensor, b2: Tensor, out: Tensor | None = N
     return d.add_(a2[:, None]).clamp_min_(0.0)
 
 
-def _blocks(a: Tensor, b: Tensor | None = None) -> Iterator[tuple[int, Tensor]]:
+def _blocks(
+    a: Tensor, b: Tensor | None = None, *, exact: bool = False
+) -> Iterator[tuple[int, Tensor]]:
     """Row blocks (i, d) of squared distances, d[r, c] = |a_{i+r} - b_c|^2, at most ``CHUNK``
     per block. With ``b`` None, the blocks of a against itself from the diagonal on:
     d[r, c] = |a_{i+r} - a_{i+c}|^2, so the pairs j > i are the entries c > r.
 
     Every block is a view of one buffer, reused (and overwritten) by the next: allocating
-    a fresh block each time costs page faults and lets the heap grow to many blocks.
+    a fresh block each time costs page faults and lets the heap grow to many blocks. With
+    ``exact``, blocks come from coordinate differences instead of the matrix product (see
+    ``EXACT_BEYOND``): 0 between equal points, inf beyond the float64 range, never NaN.
     """
     same = b is None
     b = a if same else b
-    a2, b2 = a.square().sum(-1), b.square().sum(-1)
     step = max(1, CHUNK // b.shape[0])
+    if exact:
+        for i in range(0, a.shape[0], step):
+            j = i if same else 0
+            d = torch.cdist(a[i : i + step], b[j:], compute_mode="donot_use_mm_for_euclid_dist")
+            yield i, d.square_()
+        return
+    a2, b2 = a.square().sum(-1), b.square().sum(-1)
     buffer = torch.empty(min(step, a.shape[0]) * b.shape[0], dtype=a.dtype, device=a.device)
     for i in range(0, a.shape[0], step):
         j = i if same else 0
@@ -108,7 +165,7 @@ def _blocks(a: Tensor, b: Tensor | None = None) -> Iterator[tuple[int, Tensor]]:
         yield i, _sqdist(a[i : i + rows], b[j:], a2[i : i + rows], b2[j:], out=out)
 
 
-def knn_radii2(x: Tensor, k: int = K_NEIGHBOURS) -> Tensor:
+def knn_radii2(x: Tensor, k: int = K_NEIGHBOURS, *, exact: bool = False) -> Tensor:
     """Squared distance from each point to its k-th nearest other point.
 
     As ``prdc``: the (k+1)-th smallest distance in the point's row, itself included.
@@ -116,22 +173,31 @@ def knn_radii2(x: Tensor, k: int = K_NEIGHBOURS) -> Tensor:
     Args:
         x: (N, D) float64 points, N > k.
         k: neighbours.
+        exact: distances from coordinate differences (see ``EXACT_BEYOND``).
 
     Returns:
         (N,) squared radii.
     """
-    return torch.cat([d.topk(k + 1, largest=False).values[:, -1] for _, d in _blocks(x, x)])
+    blocks = _blocks(x, x, exact=exact)
+    return torch.cat([d.topk(k + 1, largest=False).values[:, -1] for _, d in blocks])
 
 
 def _prdc_one(fake: Tensor, real: Tensor, real_r2: Tensor, k: int) -> Tensor:
     """(4,) precision, recall, density, coverage of one seed's (N, D) ``fake``."""
-    fake_r2 = knn_radii2(fake, k)
+    exact = _exact(fake, real)
+    if exact:
+        s = _seed_scale(fake)
+        if s is None:
+            return torch.full((4,), math.nan, dtype=torch.float64)
+        if s != 1.0:  # every comparison is between squared distances: divide all by s^2
+            fake, real, real_r2 = fake / s, real / s, real_r2 / s / s
+    fake_r2 = knn_radii2(fake, k, exact=exact)
     in_real_ball = 0  # fake samples inside at least one real ball
     ball_hits = 0  # (fake, real ball) pairs, for density
     recalled = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
     covered = torch.zeros_like(recalled)  # real balls holding a fake: nearest fake inside
     mask = None
-    for i, d in _blocks(fake, real):  # d: (rows, N_real)
+    for i, d in _blocks(fake, real, exact=exact):  # d: (rows, N_real)
         if mask is None or mask.shape != d.shape:
             mask = torch.empty_like(d, dtype=torch.bool)
         inside = torch.lt(d, real_r2[None, :], out=mask)
@@ -164,8 +230,8 @@ def prdc(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tenso
       above 1 when fakes crowd the dense regions.
     - ``coverage``: share of reals whose nearest fake lies within r_i.
 
-    Distances are float64 (float32 cannot resolve sigma = 0.02 rings); at most
-    ``PRDC_MAX_POINTS`` samples per side are read.
+    Distances are float64 (float32 cannot resolve sigma = 0.02 rings), exact for far seeds
+    (``EXACT_BEYOND``); at most ``PRDC_MAX_POINTS`` samples per side are read.
 
     Args:
         fake: (S, N, D) generated samples, one set per seed; N >= 6.
@@ -174,12 +240,12 @@ def prdc(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tenso
 
     Returns:
         ``precision``, ``recall``, ``density``, ``coverage``, each (S,) float64; NaN for a
-        seed whose samples are not all finite.
+        seed whose samples are not all finite or span more than ``SPAN`` beyond ``BIG``.
 
     Example:
         Fakes on one of ring8's 8 modes score precision ~1, recall and coverage ~1/8.
     """
-    fake, real = _prepare(fake, real, PRDC_MAX_POINTS)
+    fake, real = _unit(*_prepare(fake, real, PRDC_MAX_POINTS))
     real_r2 = knn_radii2(real)
     rows = [
         _prdc_one(f, real, real_r2, K_NEIGHBOURS)
@@ -235,17 +301,23 @@ def _upper(d: Tensor) -> Tensor:
     return d
 
 
-def _kernel_sum(x: Tensor, gamma: float, y: Tensor | None = None) -> float:
+def _kernel_sum(x: Tensor, gamma: float, y: Tensor | None = None, *, exact: bool = False) -> float:
     """Sum of exp(-gamma |x_i - y_j|^2) over all pairs (i, j); with ``y`` None, over the
     pairs i != j of ``x`` (the unbiased estimator leaves out k(x, x) = 1).
 
     Distances are float64; the exponential runs in float32 (relative error ~1e-7 per term,
-    far below the estimator's own noise) and is summed in float64.
+    far below the estimator's own noise) and is summed in float64. With ``exact`` (see
+    ``EXACT_BEYOND``), distances come from coordinate differences and the kernel is float64,
+    1 between equal points even when ``gamma`` is inf (coordinates divided by a huge scale).
     """
     total, k = 0.0, None
-    for _, d in _blocks(x, y):
+    for _, d in _blocks(x, y, exact=exact):
         if y is None:
             d = _upper(d)
+        if exact:
+            kernel = torch.where(d == 0.0, 1.0, torch.exp(d * -gamma))
+            total += float(kernel.sum())
+            continue
         if k is None or k.numel() < d.numel():
             k = torch.empty(d.numel(), dtype=torch.float32, device=d.device)
         kernel = torch.mul(d, -gamma, out=k[: d.numel()].view(d.shape)).exp_()
@@ -278,12 +350,13 @@ def mmd2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tenso
         data: ignored; kept so every metric shares one signature.
 
     Returns:
-        ``mmd2``, (S,) float64; NaN for a seed whose samples are not all finite.
+        ``mmd2``, (S,) float64; NaN for a seed whose samples are not all finite or span
+        more than ``SPAN`` beyond ``BIG``.
 
     Example:
         Two independent draws of one distribution score ``mmd2`` ~ 0 (within ~1/N).
     """
-    fake, real = _prepare(fake, real, MMD_MAX_POINTS)
+    fake, real = _unit(*_prepare(fake, real, MMD_MAX_POINTS))
     h = median_pairwise_distance(real)
     if h == 0.0:
         raise ValueError("real samples are all identical: the median bandwidth is 0")
@@ -292,9 +365,15 @@ def mmd2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tenso
     real_term = _kernel_sum(real, gamma) / (m * (m - 1))
 
     def score(f: Tensor) -> float:
-        n = f.shape[0]
-        fake_term = _kernel_sum(f, gamma) / (n * (n - 1))
-        cross = _kernel_sum(f, gamma, real) / (n * m)
+        n, exact, gamma_f, real_f = f.shape[0], _exact(f, real), gamma, real
+        if exact:
+            s = _seed_scale(f)
+            if s is None:
+                return math.nan
+            if s != 1.0:  # exp(-gamma |a - b|^2) = exp(-(gamma s^2) |a/s - b/s|^2)
+                f, real_f, gamma_f = f / s, real / s, gamma * s * s
+        fake_term = _kernel_sum(f, gamma_f, exact=exact) / (n * (n - 1))
+        cross = _kernel_sum(f, gamma_f, real_f, exact=exact) / (n * m)
         return fake_term + real_term - 2.0 * cross
 
     return {"mmd2": _per_seed(fake, score)}
@@ -305,7 +384,12 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
 
     W2 = sqrt(min_pi sum_ij pi_ij |f_i - x_j|^2) over couplings pi of the uniform weights,
     solved exactly by ``ot.emd2`` (network simplex) on at most ``W2_MAX_POINTS`` samples
-    per side.
+    per side. When a coordinate exceeds ``BIG`` (1e100), whose square would overflow the
+    cost matrix, both sets are divided by a power of two s above it and W2 is s times
+    theirs (W2 scales linearly with a common scale; the division is exact up to underflow
+    of what is negligible beside the result). A seed whose solver does not reach the optimum
+    (an infeasible or non-finite problem, the iteration cap) scores NaN, never the solver's
+    partial cost.
 
     Args:
         fake: (S, N, D) generated samples, one set per seed; N >= 6.
@@ -313,19 +397,33 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
         data: ignored; kept so every metric shares one signature.
 
     Returns:
-        ``w2``, (S,) float64; NaN for a seed whose samples are not all finite.
+        ``w2``, (S,) float64; NaN for a seed whose samples are not all finite, whose
+        solver stops early, or whose distance exceeds the float64 range.
 
     Example:
         A sample set shifted by the vector m scores ``w2`` = |m| against the original.
     """
     fake, real = _prepare(fake, real, W2_MAX_POINTS)
     r2 = real.square().sum(-1)
+    real_top = float(real.abs().max())
     b = np.full(real.shape[0], 1.0 / real.shape[0])
 
     def score(f: Tensor) -> float:
-        cost = _sqdist(f, real, f.square().sum(-1), r2).cpu().numpy()
+        s = scale_for(max(real_top, float(f.abs().max())))
+        if s == 1.0:
+            cost = _sqdist(f, real, f.square().sum(-1), r2)
+        else:
+            f_s, real_s = f / s, real / s
+            cost = _sqdist(f_s, real_s, f_s.square().sum(-1), real_s.square().sum(-1))
         a = np.full(f.shape[0], 1.0 / f.shape[0])
-        return math.sqrt(max(float(ot.emd2(a, b, cost, numItermax=10**8)), 0.0))
+        with warnings.catch_warnings():  # reported below, once, through logging
+            warnings.simplefilter("ignore", UserWarning)
+            value, info = ot.emd2(a, b, cost.cpu().numpy(), numItermax=10**8, log=True)
+        if info["result_code"] != 1:  # 1 is OPTIMAL in POT's network simplex
+            log.warning("w2: the transport solver stopped early (%s); w2 is NaN", info["warning"])
+            return math.nan
+        distance = s * math.sqrt(max(float(value), 0.0))
+        return distance if math.isfinite(distance) else math.nan
 
     return {"w2": _per_seed(fake, score)}
 
@@ -360,7 +458,9 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
     ``SLICED_PROJECTIONS`` directions of ``sliced_directions(D)`` (seed ``SLICED_SEED``),
     exact in each 1-D projection; ``ot.sliced_wasserstein_distance(fake, real,
     projections=sliced_directions(D), p=2)`` computes the same number. At most
-    ``SLICED_MAX_POINTS`` samples per side are read.
+    ``SLICED_MAX_POINTS`` samples per side are read. When a coordinate exceeds ``BIG``
+    (1e100), both sets are divided by a power of two s above it and SW2 is s times theirs,
+    so squares do not overflow; a distance beyond the float64 range is NaN.
 
     Args:
         fake: (S, N, D) generated samples, one set per seed; N >= 6.
@@ -368,7 +468,8 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
         data: ignored; kept so every metric shares one signature.
 
     Returns:
-        ``sliced_w2``, (S,) float64; NaN for a seed whose samples are not all finite.
+        ``sliced_w2``, (S,) float64; NaN for a seed whose samples are not all finite or
+        whose distance exceeds the float64 range.
 
     Example:
         A sample set shifted by m scores ``sliced_w2`` = |m| sqrt(mean_p (theta_p . m)^2 / |m|^2),
@@ -378,7 +479,14 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
     theta = sliced_directions(real.shape[1]).to(real.device)
     real_proj = real @ theta
 
+    real_top = float(real.abs().max())
+
     def score(f: Tensor) -> float:
-        return math.sqrt(float(_w2_1d_squared(f @ theta, real_proj).mean()))
+        s = scale_for(max(real_top, float(f.abs().max())))
+        if s == 1.0:
+            return math.sqrt(float(_w2_1d_squared(f @ theta, real_proj).mean()))
+        squared = _w2_1d_squared((f / s) @ theta, (real / s) @ theta).mean()
+        distance = s * math.sqrt(float(squared))
+        return distance if math.isfinite(distance) else math.nan
 
     return {"sliced_w2": _per_seed(fake, score)}

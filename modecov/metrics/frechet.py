@@ -25,10 +25,30 @@ def _psd_sqrt(cov: Tensor) -> Tensor:
     return (eigvec * eigval.clamp_min(0.0).sqrt()) @ eigvec.mT
 
 
-def frechet(*, fake: Tensor, real: Tensor, data: Dataset) -> dict[str, Tensor]:
+BIG = 1e100
+"""Coordinate size beyond which the distance is computed in coordinates divided by a power of
+two (exact), then scaled back: squares of such values would overflow."""
+
+
+def scale_for(top: float) -> float:
+    """1.0 when the largest coordinate size ``top`` is at most ``BIG``, else the power of two
+    just above it (dividing by it is exact)."""
+    return 1.0 if top <= BIG else 2.0 ** math.frexp(top)[1]
+
+
+def _distance(mean_r: Tensor, cov_r: Tensor, sqrt_r: Tensor, fake: Tensor) -> Tensor:
+    """The Fréchet distance between the real fit and the fit of (N, D) ``fake``."""
+    mean_f, cov_f = _gaussian(fake)
+    cross = torch.linalg.svdvals(sqrt_r @ _psd_sqrt(cov_f)).sum()
+    distance = (mean_r - mean_f).square().sum() + cov_r.trace() + cov_f.trace() - 2.0 * cross
+    return distance.clamp_min(0.0)
+
+
+def frechet(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]:
     """Fréchet distance between Gaussian fits of ``real`` and each seed's ``fake``.
 
-    d = ||mu_r - mu_f||^2 + tr(C_r + C_f - 2 (C_r C_f)^(1/2)), with unbiased covariances.
+    d = ||mu_r - mu_f||^2 + tr(C_r + C_f - 2 (C_r C_f)^(1/2)), with unbiased covariances
+    (the FID formula, as torch-fidelity computes it on features).
     tr (C_r C_f)^(1/2) is the sum of the singular values of C_r^(1/2) C_f^(1/2) (their
     squares are the eigenvalues of C_r C_f), which stays defined when a covariance is
     singular (fewer samples than dimensions); square roots use the symmetric eigensolver
@@ -38,16 +58,21 @@ def frechet(*, fake: Tensor, real: Tensor, data: Dataset) -> dict[str, Tensor]:
     (variance ~5e4 along the modes' axis, 1e-4 on the narrow dimensions) those lose
     ~1e-5 relative, this ~1e-12.
 
+    When a coordinate exceeds ``BIG`` (1e100), whose square would overflow, both sets are
+    divided by a power of two s above it and the distance is s^2 times theirs (d scales as
+    s^2, and the division is exact); a distance beyond the float64 range is NaN, never inf.
+
     Args:
         fake: (S, N, D) generated samples, one set per seed.
         real: (N', D) real samples, shared by all seeds; N, N' >= 2.
-        data: the dataset; when it has ``features(x) -> (..., N, F)`` (the digit
-            classifier's penultimate layer on ``stacked_digits``) the fits are on those
-            features, else on raw coordinates.
+        data: the dataset, or None; when it has ``features(x) -> (..., N, F)`` other than
+            the raw coordinates (the digit classifier's penultimate layer on
+            ``stacked_digits``) the fits are on those features, else on raw coordinates.
 
     Returns:
         ``frechet_distance``, (S,) float64; 0 for identical sample sets, NaN for a seed
-        whose samples are not all finite.
+        whose samples (or features) are not all finite or whose distance exceeds the
+        float64 range.
 
     Example:
         Two sample sets with the same covariance whose means differ by the vector m
@@ -69,17 +94,26 @@ def frechet(*, fake: Tensor, real: Tensor, data: Dataset) -> dict[str, Tensor]:
         bad = ~torch.isfinite(fake).all(-1)
         fake = features(torch.where(bad[..., None], 0.0, fake))
         fake = torch.where(bad[..., None], torch.nan, fake)
-    mean_r, cov_r = _gaussian(real)
-    sqrt_r = _psd_sqrt(cov_r)
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=real.device)
+    real_ok = bool(torch.isfinite(real).all())  # features of huge samples can overflow
+    real_top = float(real.abs().max()) if real_ok else math.nan
+    fit_r = None
     distances = []
     # One seed at a time: a float64 copy of all S sample sets can be large.
     for fake_s in fake:
-        if not torch.isfinite(fake_s).all():
+        fake_s = fake_s.to(real.device)
+        if not real_ok or not torch.isfinite(fake_s).all():
             # One diverged seed scores NaN instead of failing the eigensolver for all seeds.
-            distances.append(torch.tensor(math.nan, dtype=torch.float64, device=real.device))
+            distances.append(nan)
             continue
-        mean_f, cov_f = _gaussian(fake_s.to(real.device))
-        cross = torch.linalg.svdvals(sqrt_r @ _psd_sqrt(cov_f)).sum()
-        distance = (mean_r - mean_f).square().sum() + cov_r.trace() + cov_f.trace() - 2.0 * cross
-        distances.append(distance.clamp_min(0.0))
+        s = scale_for(max(real_top, float(fake_s.abs().max())))
+        if s == 1.0:
+            if fit_r is None:
+                mean_r, cov_r = _gaussian(real)
+                fit_r = mean_r, cov_r, _psd_sqrt(cov_r)
+            distances.append(_distance(*fit_r, fake_s))
+            continue
+        mean_r, cov_r = _gaussian(real / s)
+        distance = _distance(mean_r, cov_r, _psd_sqrt(cov_r), fake_s / s) * s * s
+        distances.append(distance if torch.isfinite(distance) else nan)
     return {"frechet_distance": torch.stack(distances)}

@@ -64,8 +64,13 @@ def modes(*, fake: Tensor, real: Tensor, data: Dataset) -> dict[str, Tensor]:
     - ``hq_fraction``: share of the N samples that are HQ.
     - ``kl_gen_true``: KL(p̂ || w) in nats, 0 log 0 = 0 (finite when modes are missed);
       NaN when no sample is HQ.
-    - ``kl_true_gen``: KL(w || p̃) in nats, p̃ = (counts + 0.5) / (n_HQ + 0.5 K)
-      (Jeffreys smoothing), which punishes missed modes; defined for any counts.
+    - ``kl_true_gen``: KL(w || p̃) in nats over the K modes plus one "off-mode" bin that
+      holds the N - n_HQ samples that are not HQ, with Jeffreys smoothing over all N
+      samples: p̃_k = (c_k + 0.5) / (N + 0.5 (K + 1)) for the K HQ counts c_k (and the
+      off-mode count), and w puts no mass on the off-mode bin, so
+      kl_true_gen = sum_k w_k log(w_k / p̃_k) over the K modes. It punishes missed modes,
+      which reverse KL cannot see, and samples that are not HQ: with no HQ sample it is
+      log(2N + K + 1) - H(w), worse than any set with an HQ sample; defined for any counts.
     - ``mode_jsd``: Jensen-Shannon divergence between p̂ and w in nats (at most log 2);
       NaN when no sample is HQ.
 
@@ -91,7 +96,8 @@ def modes(*, fake: Tensor, real: Tensor, data: Dataset) -> dict[str, Tensor]:
     nan = torch.full_like(n_hq, math.nan)
 
     p_hat = counts / n_hq.clamp_min(1.0)[:, None]
-    p_tilde = (counts + 0.5) / (n_hq + 0.5 * k)[:, None]
+    # The off-mode bin's smoothed share is left out of p_tilde: w has no mass there.
+    p_tilde = (counts + 0.5) / (n + 0.5 * (k + 1))
     mid = 0.5 * (p_hat + w)
     jsd = 0.5 * kl_nats(p_hat, mid) + 0.5 * kl_nats(w.expand_as(mid), mid)
     need = BALANCED_SHARE * n * w * (1.0 - _SLACK)
