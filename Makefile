@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 bench: $(STAMP)
-	$(BIN)/modecov run --suite $(SUITE) --workers $(WORKERS) --out results/$(SUITE)
+	$(BIN)/modecov run --suite $(SUITE) --workers $(WORKERS) --out results/$(SUITE) --rerun-stale
 	$(BIN)/modecov report results/$(SUITE)
 
 test: $(STAMP)

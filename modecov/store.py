@@ -26,9 +26,11 @@ import pandas as pd
 import torch
 
 import modecov
+from modecov.classifiers.digits import classifier_hash
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.errors import StoreError
+from modecov.metrics import versions as metric_versions
 from modecov.metrics.distribution import SAMPLE_CAPS
 from modecov.train import TrainOutput
 
@@ -38,7 +40,11 @@ MANIFEST = "manifest.json"
 KEY = ["config_id", "seed"]
 TRAJECTORY_COLUMNS = ["config_id", "seed", "step", "metric", "value"]
 RUN_INFO = ["status", "diverged_step", "wall_time", "group_size", "device"]
-PROVENANCE = ["modecov_version", "torch_version", "git_commit", "finished_at"]
+IMPLEMENTATION = ["variant_version", "metric_versions"]
+"""Columns naming the implementations that computed a row: the version of its variant (or
+reference sampler) and of every metric. A row whose values differ from the running code's
+is stale: the store refuses to mix it with new rows unless asked to re-run it."""
+PROVENANCE = [*IMPLEMENTATION, "modecov_version", "torch_version", "git_commit", "finished_at"]
 SAMPLES = "samples"
 """Directory of ``<config_id>.npz``: per seed the final samples (float32), the final HQ
 counts per mode and, for 2-D datasets with a discriminator, its output on a grid."""
@@ -182,12 +188,38 @@ class Store:
         runs = self.runs()
         return {(str(c), int(s)) for c, s in zip(runs["config_id"], runs["seed"])}
 
-    def check(self, *configs: RunConfig) -> None:
-        """Refuse a config whose id is stored (in any of its rows) with a different config."""
+    def check(self, *configs: RunConfig, rerun_stale: bool = False) -> set[tuple[str, int]]:
+        """Refuse a config whose id is stored (in any of its rows) with a different config,
+        and rows of these configs computed by another implementation (``IMPLEMENTATION``)
+        unless ``rerun_stale``.
+
+        Returns:
+            The stale (config_id, seed) pairs of ``configs``, to be re-run and replaced.
+
+        Raises:
+            StoreError: a stored config differs, or stale rows without ``rerun_stale``.
+        """
         runs = self.runs()  # read once for all configs
         ids = runs["config_id"].astype(str)
+        stale: set[tuple[str, int]] = set()
+        changes: dict[str, str] = {}
         for cfg in configs:
-            _check_rows(runs[ids == cfg.config_id], cfg, self.root / RUNS)
+            rows = runs[ids == cfg.config_id]
+            _check_rows(rows, cfg, self.root / RUNS)
+            for _, row in rows.iterrows():
+                change = _implementation_change(row, cfg)
+                if change:
+                    stale.add((cfg.config_id, int(row["seed"])))
+                    changes.setdefault(f"{cfg.variant} on {cfg.dataset}", change)
+        if stale and not rerun_stale:
+            groups = list(changes.items())
+            shown = "; ".join(f"{g}: {c}" for g, c in groups[:2])
+            more = f"; and {len(groups) - 2} more groups" if len(groups) > 2 else ""
+            raise StoreError(
+                f"{self.root / RUNS} holds {len(stale)} rows computed by another implementation "
+                f"({shown}{more}); re-run exactly those with --rerun-stale, or use another --out"
+            )
+        return stale
 
     def commit(self, out: TrainOutput, *, commit: str) -> None:
         """Add one finished group's rows to runs.csv and trajectory.csv atomically."""
@@ -197,6 +229,10 @@ class Store:
         merged = merged.drop_duplicates(KEY, keep="last").sort_values(KEY, kind="stable")
         traj = _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
         traj = _committed(traj, runs)
+        # A re-run group (stale rows) replaces its old trajectory whole, not step by step.
+        if len(traj):
+            mine = pd.MultiIndex.from_frame(traj[KEY].astype({"config_id": str, "seed": int}))
+            traj = traj[~mine.isin(_keys(out))]
         new_traj = _trajectory_rows(out)
         traj = pd.concat([traj, new_traj], ignore_index=True) if len(traj) else new_traj
         traj = traj.drop_duplicates(KEY + ["step", "metric"], keep="last")
@@ -314,6 +350,35 @@ def _check_rows(rows: pd.DataFrame, cfg: RunConfig, path: Path) -> None:
             )
 
 
+def _keys(out: TrainOutput) -> list[tuple[str, int]]:
+    """The (config_id, seed) pairs of a finished group."""
+    return [(out.config.config_id, int(s)) for s in out.config.seeds]
+
+
+def implementation(cfg: RunConfig) -> dict:
+    """The ``IMPLEMENTATION`` columns of a row of ``cfg`` computed by the running code."""
+    return {"variant_version": cfg.spec.version, "metric_versions": metric_versions()}
+
+
+def _implementation_change(row: pd.Series, cfg: RunConfig) -> str:
+    """What differs between the implementation that computed a stored row and the running
+    code's (``""`` when nothing does)."""
+    now = implementation(cfg)
+    stored_variant = row.get("variant_version")
+    stored_metrics = row.get("metric_versions")
+    if not isinstance(stored_metrics, str) or pd.isna(stored_variant):
+        return "stored before implementation versions were recorded"
+    parts = []
+    if int(stored_variant) != now["variant_version"]:
+        parts.append(f"{cfg.variant} v{int(stored_variant)}, now v{now['variant_version']}")
+    old = dict(p.split("=", 1) for p in stored_metrics.split(";") if "=" in p)
+    new = dict(p.split("=", 1) for p in now["metric_versions"].split(";"))
+    moved = [f"{m} v{old.get(m, '-')}, now v{v}" for m, v in new.items() if old.get(m) != v]
+    if moved:
+        parts.append("metrics " + ", ".join(moved))
+    return "; ".join(parts)
+
+
 def _committed(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Trajectory rows whose (config_id, seed) has a committed run row."""
     if traj.empty:
@@ -338,6 +403,7 @@ def _run_rows(out: TrainOutput, *, commit: str) -> list[dict]:
         )
         row.update({k: float(v[s]) for k, v in sorted(out.final.items())})
         row.update(
+            **implementation(cfg),
             modecov_version=modecov.__version__,
             torch_version=torch.__version__,
             git_commit=commit,
@@ -386,4 +452,6 @@ def machine() -> dict:
         "platform": platform.platform(),
         "git_commit": git_commit(),
         "distribution_sample_caps": dict(SAMPLE_CAPS),
+        # The shipped network that defines stacked_digits' modes, as FID names its Inception.
+        "digits_classifier_sha256": classifier_hash(),
     }

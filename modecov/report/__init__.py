@@ -46,6 +46,19 @@ def _remove_stale(folder: Path, written: list[Path], previous: list[Path]) -> No
             path.unlink()
 
 
+def _refuse_mixed(root: Path, runs) -> None:
+    """Raise StoreError when rows were computed by different versions of the metrics: one
+    table would rank numbers of two definitions (a ``--rerun-stale`` run cut short)."""
+    if "metric_versions" not in runs.columns:
+        return
+    kinds = runs["metric_versions"].fillna("<none recorded>").astype(str).unique()
+    if len(kinds) > 1:
+        raise StoreError(
+            f"{root / RUNS} mixes rows computed by {len(kinds)} different metric versions; "
+            f"finish `modecov run --rerun-stale --out {root}` before reporting"
+        )
+
+
 def build(
     root: str | Path,
     *,
@@ -83,6 +96,7 @@ def build(
         stored = sorted(set(runs["variant"]))
         raise StoreError(f"baseline {baseline!r} is not in {root / RUNS}; it holds "
                          f"{', '.join(stored)}")  # fmt: skip
+    _refuse_mixed(root, runs)
     traj = _committed(_read_csv(root / TRAJECTORY, TRAJECTORY_COLUMNS), runs)
     summ, tables = build_tables(runs, opts)
     written = [root / SUMMARY]

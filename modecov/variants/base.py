@@ -61,3 +61,7 @@ class Variant:
     only orders the groups so that the longest start first."""
     sampler: Callable[..., Tensor] | None = None
     """Reference samplers only: ``sampler(data, n, generator) -> (N, D)``; no training."""
+    version: int = 1
+    """Implementation version: bumped whenever a change to the update rule (or, for a
+    reference sampler, the sampler) can move what a seed computes, so a store refuses rows
+    of another version (``modecov run --rerun-stale`` re-runs exactly those groups)."""
