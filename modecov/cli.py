@@ -74,13 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--baseline", help="variant for the probability-of-improvement tables "
                      "(default nsgan)")  # fmt: skip
 
-    a = sub.add_parser("animate", help="training movie: samples, D landscape, losses (GIF)")
+    a = sub.add_parser("animate", help="training movie (GIF): losses and D's accuracy, samples, "
+                       "D over the latent square and the sample space (Z = 2)")  # fmt: skip
     a.add_argument("--variant", required=True, help="a trained variant key")
     a.add_argument("--dataset", required=True, help="a 2-D dataset key")
     a.add_argument("--seed", default="0", help="training seed (default 0)")
     a.add_argument("--steps", default="2000", help="generator updates (default 2000)")
     a.add_argument("--frames", default="60", help="frames of the movie (default 60)")
     a.add_argument("--out", help="GIF path (default <variant>_<dataset>.gif)")
+    a.add_argument("--latent-grid", metavar="PATH", help="also write where a grid of latent "
+                   "points lands under the final G (.png or .pdf)")  # fmt: skip
 
     s = sub.add_parser("score", help="score samples from any generator")
     s.add_argument("file", help=".npy, .npz or .csv holding (N, D) or (S, N, D) samples")
@@ -314,15 +317,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_animate(args: argparse.Namespace) -> int:
     from modecov.animate import animate
 
-    path = animate(
+    for path in animate(
         args.variant,
         args.dataset,
         seed=_int_arg("seed", args.seed),
         steps=_int_arg("steps", args.steps, 1),
         frames=_int_arg("frames", args.frames, 1),
         out=args.out,
-    )
-    print(path)
+        latent_grid_out=args.latent_grid,
+    ):
+        print(path)
     return 0
 
 

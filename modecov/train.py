@@ -57,7 +57,8 @@ class TrainOutput:
     """Loss name -> per-snapshot (S,) values, for curves and movies."""
     landscape: Tensor | None = None
     """(S, L, L) final discriminator output on ``landscape_grid`` (row i: y_i, column j: x_j)
-    for 2-D datasets and variants with a trained discriminator on samples; else None."""
+    for 2-D datasets and variants whose D judges one sample (``Variant.landscape``); else
+    None."""
 
 
 class TrainState:
@@ -210,20 +211,18 @@ def landscape_grid(data: Dataset, resolution: int = LANDSCAPE_RESOLUTION) -> Ten
 @torch.no_grad()
 def d_landscape(st: TrainState, resolution: int = LANDSCAPE_RESOLUTION) -> Tensor | None:
     """(S, L, L) discriminator output over ``landscape_grid``, or None when the dataset is not
-    2-D or the discriminator does not judge single samples (a pair (x, z) critic).
+    2-D or the variant declares that its D does not judge one sample (``Variant.landscape``:
+    pair critics, minibatch features, no D).
 
-    A packed discriminator (PacGAN) sees each grid point repeated ``pack`` times.
+    The output is D's own (an energy for ``Variant.d_energy``); figures orient it. A packed
+    discriminator (PacGAN) sees each grid point repeated ``pack`` times.
     """
-    if st.data.dim != 2:
+    if st.data.dim != 2 or not st.variant.landscape:
         return None
     grid = landscape_grid(st.data, resolution).to(device=st.device, dtype=st.dtype)
     S, pack = st.G.n_seeds, st.variant.pack
     x = grid.repeat_interleave(pack, dim=0)[None].expand(S, -1, -1).contiguous()
-    try:
-        out = st.critic(x)
-    except RuntimeError:  # an input width the discriminator does not take: (x, z) pairs
-        return None
-    return out.reshape(S, resolution, resolution).float().cpu()
+    return st.critic(x).reshape(S, resolution, resolution).float().cpu()
 
 
 LARGE_SAMPLER_SEEDS = 1 << 32
@@ -312,8 +311,7 @@ def train(
                     losses.setdefault(k, []).append(v.cpu())
         status = ["ok" if bool(a) else "diverged" for a in st.alive.cpu()]
         diverged = st.diverged_step
-        # Only a discriminator that was trained (the step reports its loss) has a landscape.
-        landscape = d_landscape(st) if "loss_d" in out else None
+        landscape = d_landscape(st)
     steps = torch.tensor(snap_steps)
     counts = torch.stack(snap_counts)
     traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}

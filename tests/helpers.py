@@ -44,3 +44,64 @@ class RecordingNet:
 
     def __getattr__(self, name: str):
         return getattr(self.net, name)
+
+
+def layout_problems(fig) -> list[str]:
+    """What in a drawn matplotlib figure sits outside it or on top of something else: titles
+    and legends outside the figure, a figure legend or the suptitle on any axes, an axes
+    title or legend on another axes, two axes (with their labels) on each other. Twin axes
+    (same position) count as one; a legend inside its own axes may cover lines, not the
+    title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    page = fig.bbox
+    problems = []
+
+    def clash(a, b) -> bool:  # a shared pixel edge is not an overlap
+        return min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1
+
+    def outside(bb) -> bool:
+        return (bb.x0 < page.x0 - 1 or bb.y0 < page.y0 - 1 or bb.x1 > page.x1 + 1
+                or bb.y1 > page.y1 + 1)  # fmt: skip
+
+    axes = [a for a in fig.axes if a.get_visible()]
+    tight = {id(a): a.get_tightbbox(r) for a in axes}
+    place = {id(a): tuple(a.get_position().bounds) for a in axes}
+
+    def others(ax):
+        return [b for b in axes if b is not ax and place[id(b)] != place[id(ax)]]
+
+    labelled = []  # (name, bbox, owning axes or None)
+    for ax in axes:
+        for t in (ax.title, ax._left_title, ax._right_title):
+            if t.get_text():
+                labelled.append((f"title {t.get_text()!r}", t.get_window_extent(r), ax))
+        if ax.get_legend() is not None:
+            leg = ax.get_legend().get_window_extent(r)
+            labelled.append(("axes legend", leg, ax))
+            for t in (ax.title, ax._left_title, ax._right_title):
+                if t.get_text() and clash(leg, t.get_window_extent(r)):
+                    problems.append(f"axes legend covers its title {t.get_text()!r}")
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        labelled.append(("suptitle", fig._suptitle.get_window_extent(r), None))
+    for leg in fig.legends:
+        labelled.append(("figure legend", leg.get_window_extent(r), None))
+    for name, bb, owner in labelled:
+        if outside(bb):
+            problems.append(f"{name} reaches outside the figure: {bb.bounds} vs {page.bounds}")
+        for ax in axes if owner is None else others(owner):
+            if clash(bb, tight[id(ax)]):
+                problems.append(f"{name} overlaps axes {ax.get_title()!r}")
+    names = [t for ax in axes for t in (ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if clash(a.get_window_extent(r), b.get_window_extent(r)):
+                problems.append(f"axis labels {a.get_text()!r} and {b.get_text()!r} overlap")
+    for i, a in enumerate(axes):
+        for b in axes[i + 1 :]:
+            if place[id(a)] != place[id(b)] and clash(tight[id(a)], tight[id(b)]):
+                problems.append(f"axes {a.get_title()!r} overlaps axes {b.get_title()!r}")
+    return problems

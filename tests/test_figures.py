@@ -9,17 +9,21 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from helpers import layout_problems
 from PIL import Image
 
 import modecov.store as store_mod
 from modecov import report
-from modecov.config import RunConfig, grid_configs
+from modecov.config import TOY_CORE, RunConfig, grid_configs
 from modecov.data import DATASETS
 from modecov.report import figures
-from modecov.store import RUNS, SAMPLES, Store, read_samples, sample_arrays
+from modecov.report.style import style
+from modecov.store import RUNS, SAMPLES, TRAJECTORY, Store, read_samples, sample_arrays
 from modecov.train import LANDSCAPE_RESOLUTION, landscape_grid, train
+from modecov.variants import REFERENCES, VARIANTS
 
 VARIANTS_HERE = ("gan", "pacgan2", "gmmn")
 DATASETS_HERE = ("ring8", "heavy_center")
@@ -55,13 +59,16 @@ def expected_sizes() -> dict[str, tuple[int, int]]:
     lrows, lcols = figures.grid_shape(2)  # gan and pacgan2 have a D; gmmn has none
     land = (round(panel * dpi * lcols), round(panel * dpi * lrows))
     w, h = figures.CURVE_SIZE
-    curves = (round(w * dpi * len(figures.CURVE_METRICS)), round(h * dpi))
+    width = w * len(figures.CURVE_METRICS)
+    legend = figures.legend_height([VARIANTS[v].label for v in VARIANTS_HERE], width)
+    curves = (round(width * dpi), round((h + legend) * dpi))
     sizes = {}
     for d in DATASETS_HERE:
         sizes[f"samples_{d}"] = grid
         sizes[f"landscape_{d}"] = land
         sizes[f"curves_{d}"] = curves
     sizes["modes_heavy_center"] = hist  # the only imbalanced set here
+    sizes[figures.SUMMARY_STEM] = None  # its width follows the longest row label
     return sizes
 
 
@@ -74,7 +81,8 @@ def test_every_figure_is_a_png_and_pdf_of_the_expected_size(built):
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
-            assert im.format == "PNG" and im.size == sizes[stem], stem
+            assert im.format == "PNG", stem
+            assert sizes[stem] is None or im.size == sizes[stem], stem
             pixels = np.asarray(im.convert("L"))
         assert pixels.std() > 10, f"{stem} is blank"
         pdf = path.with_suffix(".pdf").read_bytes()
@@ -92,9 +100,152 @@ def test_missing_samples_skip_the_sample_figures_with_a_note(built, tmp_path):
         p.unlink()
     written = report.build(root)
     stems = {p.stem for p in written if p.suffix == ".png"}
-    assert stems == {f"curves_{d}" for d in DATASETS_HERE}
+    assert stems == {f"curves_{d}" for d in DATASETS_HERE} | {figures.SUMMARY_STEM}
     readme = (root / "README.md").read_text()
     assert "Ring-8: no samples stored for any group" in readme
+
+
+# -- the zoo: every figure at the size of the core suite --------------------------------
+
+EXTRA_SETTINGS = (("gan", {"lr": 1e-3}), ("nsgan", {"lr": 1e-3}))
+"""Second configs of two variants: every registered row and two more, with setting labels."""
+ZOO_METRICS = ("modes_covered", "hq_fraction", "kl_gen_true")
+
+
+def write_zoo(root: Path) -> None:
+    """A store as `modecov run` leaves it for every variant, reference and two extra configs
+    on the core suite's four sets (3 seeds): runs.csv, trajectory.csv and samples files
+    (with a landscape for every trained row, as an older store may hold), no training."""
+    rng = np.random.default_rng(0)
+    rows, traj = [], []
+    configs = [(v, {}) for v in (*VARIANTS, *REFERENCES)] + list(EXTRA_SETTINGS)
+    (root / SAMPLES).mkdir(parents=True)
+    for d in TOY_CORE:
+        data = DATASETS[d]
+        K = data.n_modes
+        for v, setting in configs:
+            cfg = RunConfig(dataset=d, variant=v, seeds=(0, 1, 2), steps=5_000, **setting)
+            covered = rng.integers(1, K + 1, size=3)
+            for s in cfg.seeds:
+                rows.append({"config_id": cfg.config_id, "seed": s, **cfg.canonical(),
+                             "modes_covered": covered[s], "modes_covered_frac": covered[s] / K,
+                             "hq_fraction": rng.uniform(0, 1), "kl_gen_true": rng.gamma(1.0),
+                             "status": "ok"})  # fmt: skip
+                if v not in REFERENCES:
+                    for step in range(0, 5_001, 500):
+                        for m in ZOO_METRICS:
+                            traj.append({"config_id": cfg.config_id, "seed": s, "step": step,
+                                         "metric": m, "value": rng.uniform(0, K)})  # fmt: skip
+            g = torch.Generator().manual_seed(len(rows))
+            samples = torch.stack([data.sample(400, g) for _ in cfg.seeds]).numpy()
+            arrays = {"seeds": np.array(cfg.seeds), "samples": samples.astype(np.float32),
+                      "mode_counts": rng.integers(0, 50, size=(3, K)),
+                      "bounds": np.array(data.bounds())}  # fmt: skip
+            if v not in REFERENCES:
+                L = LANDSCAPE_RESOLUTION
+                arrays["landscape"] = rng.normal(size=(3, L, L)).cumsum(1).astype(np.float32)
+            np.savez_compressed(root / SAMPLES / f"{cfg.config_id}.npz", **arrays)
+    pd.DataFrame(rows).to_csv(root / RUNS, index=False)
+    pd.DataFrame(traj).to_csv(root / TRAJECTORY, index=False)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """Every figure of the zoo store: stem -> (Figure, its PNG path), and the README."""
+    root = tmp_path_factory.mktemp("zoo") / "core"
+    write_zoo(root)
+    drawn = {}
+    real_save = figures._save
+
+    def keep(fig, folder, stem):
+        paths = real_save(fig, folder, stem)
+        drawn[stem] = (fig, paths[0])
+        return paths
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(figures, "_save", keep)
+    try:
+        report.build(root)
+    finally:
+        mp.undo()
+    return drawn, (root / "README.md").read_text()
+
+
+def test_zoo_draws_every_kind_for_every_dataset(zoo):
+    drawn, _ = zoo
+    imbalanced = [d for d in TOY_CORE if not torch.allclose(DATASETS[d].weights,
+                                                            DATASETS[d].weights[0])]  # fmt: skip
+    want = {figures.SUMMARY_STEM}
+    want |= {f"{k}_{d}" for k in ("samples", "curves", "landscape") for d in TOY_CORE}
+    want |= {f"modes_{d}" for d in imbalanced}
+    assert set(drawn) == want
+
+
+def test_zoo_figures_keep_legends_and_titles_inside_and_off_the_axes(zoo):
+    drawn, _ = zoo
+    for stem, (fig, _) in drawn.items():
+        assert layout_problems(fig) == [], stem
+
+
+def test_curve_legend_names_every_row_once_in_its_style(zoo):
+    drawn, _ = zoo
+    fig, _ = drawn["curves_ring8"]
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == len(set(labels)) == len(VARIANTS) + len(EXTRA_SETTINGS)
+    assert not any(ax.get_legend() for ax in fig.axes)  # none on the panels
+    keys = [("gan", 1), ("gan", 0), ("nsgan", 1), ("nsgan", 0)]  # the default config: 0
+    keys += [(v, 0) for v in VARIANTS if v not in ("gan", "nsgan")]
+    want = [style(v, i) for v, i in keys]
+    assert len({(w["color"], str(w["linestyle"])) for w in want}) == len(want)  # all distinct
+    for label, handle, w in zip(labels, legend.legend_handles, want):
+        assert (handle.get_color(), handle.get_marker()) == (w["color"], w["marker"]), label
+    assert labels[4:6] == ["LSGAN", "Hinge GAN"]  # registry order
+    assert labels[-1] == list(VARIANTS.values())[-1].label
+
+
+def test_every_variant_has_its_own_colour_and_line_style():
+    looks = [(style(v)["color"], style(v)["linestyle"]) for v in VARIANTS]
+    looks += [(style(v)["color"], style(v)["linestyle"]) for v in REFERENCES]
+    assert len(set(looks)) == len(looks)
+    assert style("gan") == style("gan")  # a pure function of the key
+    assert style("nsgan", 1)["color"] == style("nsgan")["color"]
+    assert style("nsgan", 1)["linestyle"] not in {style(v)["linestyle"] for v in VARIANTS}
+    assert style("not_registered") == style("not_registered")
+
+
+def test_landscapes_only_where_d_judges_one_sample(zoo):
+    drawn, _ = zoo
+    fig, _ = drawn["landscape_ring8"]
+    titles = {ax.get_title().split(" (seed")[0] for ax in fig.axes}
+    judged = {VARIANTS[v].label for v in VARIANTS if VARIANTS[v].landscape}
+    assert {"GAN (lr=0.001)", "GAN (lr=default)", "EBGAN"} <= titles
+    assert titles - {"GAN (lr=0.001)", "GAN (lr=default)", "NS-GAN (lr=0.001)",
+                     "NS-GAN (lr=default)"} == judged - {"GAN", "NS-GAN"}  # fmt: skip
+    for gone in ("MBD", "BiGAN", "BiGAN-PGP", "VEEGAN", "GMMN"):
+        assert gone not in titles
+    assert "EBGAN, EBGAN-PT: energy negated" in fig._suptitle.get_text()
+    energy = np.arange(4.0).reshape(2, 2)
+    assert np.array_equal(figures.realness("ebgan", energy), -energy)
+    assert np.array_equal(figures.realness("wgan", energy), energy)
+
+
+def test_summary_heatmap_orders_rows_by_mean_rank_and_leads_the_readme(zoo):
+    drawn, readme = zoo
+    fig, _ = drawn[figures.SUMMARY_STEM]
+    heat = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in heat] == ["modes covered / K ↑", "HQ % ↑",
+                                               "KL(gen ‖ true) ↓"]  # fmt: skip
+    labels = [t.get_text() for t in heat[0].get_yticklabels()]
+    assert len(labels) == len(VARIANTS) + len(REFERENCES) + len(EXTRA_SETTINGS)
+    ranks = [float(t.rsplit("(", 1)[1].rstrip(")")) for t in labels[: -len(REFERENCES)]]
+    assert ranks == sorted(ranks)
+    assert labels[-len(REFERENCES) :] == [r.label for r in REFERENCES.values()]
+    cells = [t.get_text() for t in heat[1].texts]
+    assert len(cells) == len(labels) * len(TOY_CORE)
+    assert all("\n[" in c for c in cells)  # estimate over its interval
+    first = readme.index(f"figures/{figures.SUMMARY_STEM}.png")
+    assert first < readme.index("## Headline tables") < readme.index("figures/samples_")
 
 
 # -- samples files ------------------------------------------------------------------------

@@ -9,11 +9,22 @@ from pathlib import Path
 from modecov.report.render import Table, markdown
 
 HEADLINE_TABLES = ("paper", "ranks", "poi_hq_fraction", "poi_modes_covered")
+SUMMARY_FIGURE = "summary_heatmap"
+"""The figure shown first, right after the protocol: the whole comparison at a glance."""
 FIGURE_TITLES = {
     "samples": "Generated samples over the true modes",
     "curves": "Metrics during training",
     "modes": "Mode histograms against the true weights",
     "landscape": "Discriminator landscapes",
+}
+FIGURE_CAPTIONS = {
+    "samples": "First stored seed of each row, in the row's colour; true samples in grey, "
+    "mode centres as crosses.",
+    "curves": "Each row keeps one colour and line style in every figure.",
+    "landscape": "D's output over the sample space at the end of training (first seed), "
+    "red = judged real, blue = judged fake, centred on its median; EBGAN's energy (low = "
+    "real) is negated to match. Drawn only where D judges one sample: not for the pair "
+    "critics (BiGAN, BiGAN-PGP, VEEGAN), minibatch discrimination (MBD) or GMMN (no D).",
 }
 
 
@@ -47,6 +58,20 @@ def readme(
     ]  # fmt: skip
     if prov:
         lines += ["", "Provenance: " + "; ".join(prov) + "."]
+    pngs = [p for p in figures if p.suffix == ".png"]
+    summary = [p for p in pngs if p.stem == SUMMARY_FIGURE]
+    if summary:
+        lines += [
+            "",
+            "## At a glance",
+            "",
+            "Modes covered (as a fraction of K), high-quality samples (%) and KL(gen ‖ true) "
+            "of every variant on every dataset; each cell gives the estimate over seeds and "
+            "its interval, rows run from the best mean rank to the worst, the reference "
+            "samplers sit below the line, and brighter is better.",
+            "",
+            f"![{SUMMARY_FIGURE}](figures/{summary[0].name})",
+        ]
     by_name = {t.name: t for t in tables}
     lines += ["", "## Headline tables", ""]
     for name in HEADLINE_TABLES:
@@ -62,12 +87,13 @@ def readme(
         "",
         "## Figures",
     ]
-    pngs = [p for p in figures if p.suffix == ".png"]
     for kind, title in FIGURE_TITLES.items():
         mine = [p for p in pngs if p.stem.startswith(f"{kind}_")]
         if not mine:
             continue
         lines += ["", f"### {title}", ""]
+        if kind in FIGURE_CAPTIONS:
+            lines += [FIGURE_CAPTIONS[kind], ""]
         for p in mine:
             lines.append(f"![{p.stem}](figures/{p.name})")
     if notes:

@@ -59,6 +59,14 @@ class Variant:
     relative_cost: float = 1.0
     """Wall time of one step relative to NS-GAN's (measured on a 2-core CPU, quick suite);
     only orders the groups so that the longest start first."""
+    landscape: bool = True
+    """D judges one sample at a time, so its output over the sample space (the landscape) is
+    its view of each point. False for critics of (x, z) pairs or of whole minibatches, whose
+    output on a grid batch is not their view of one sample, and for variants that train no
+    D; their landscape is neither stored nor drawn."""
+    d_energy: bool = False
+    """D outputs an energy (low = judged real, EBGAN's reconstruction error) instead of a
+    score (high = judged real); figures negate it so that red means judged real in all."""
     sampler: Callable[..., Tensor] | None = None
     """Reference samplers only: ``sampler(data, n, generator) -> (N, D)``; no training."""
     version: int = 1

@@ -175,6 +175,7 @@ BIGAN = Variant(
     extra_nets=encoder,
     step=bigan_step,
     relative_cost=1.65,
+    landscape=False,  # D judges (x, z) pairs: a sample alone has no score
 )
 """Deterministic encoder, shared Adam (lr 1e-4, betas (0.5, 0.999)); ALI
 (Dumoulin et al. 2017) is the same game with a stochastic encoder."""
@@ -188,6 +189,7 @@ BIGAN_PGP = Variant(
     extra_nets=encoder,
     step=bigan_pgp_step,
     relative_cost=2.5,
+    landscape=False,  # D judges (x, z) pairs: a sample alone has no score
 )
 """Shared Adam (lr 1e-4, betas (0.5, 0.999)); the authors' toy config uses Adam lr 1e-4,
 betas (0.5, 0.9) and uniform latents."""
@@ -201,6 +203,7 @@ VEEGAN = Variant(
     extra_nets=encoder,
     step=veegan_step,
     relative_cost=1.6,
+    landscape=False,  # D judges (x, z) pairs: a sample alone has no score
 )
 """Reconstructor F (registered as net ``E``) giving the mean of N(F(x), I); shared Adam
 (the authors' notebook uses Adam lr 1e-3, β1 0.5): the paper's toy experiments use the same

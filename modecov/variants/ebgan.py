@@ -163,6 +163,7 @@ EBGAN = Variant(
     g_loss=losses.energy_g,
     make_d=autoencoder,
     relative_cost=1.0,
+    d_energy=True,  # D is an autoencoder: its reconstruction energy is low on real data
 )
 """Keeps the shared Adam: the paper gives no toy settings."""
 
@@ -176,4 +177,5 @@ EBGAN_PT = Variant(
     g_regularizer=pulling_away_regularizer,
     g_regularizer_weight=PT_WEIGHT,
     relative_cost=1.3,
+    d_energy=True,  # D is an autoencoder: its reconstruction energy is low on real data
 )

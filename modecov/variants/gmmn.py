@@ -43,6 +43,7 @@ GMMN = Variant(
     reference="li2015generative",
     step=gmmn_step,
     relative_cost=4.0,
+    landscape=False,  # no discriminator is trained
 )
 """Keeps the shared Adam (lr 1e-4, betas (0.5, 0.999)): neither paper gives settings for
 2-D toy sets. Minimises the unbiased MMD² itself, which can dip below 0, not its square root."""

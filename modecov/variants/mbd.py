@@ -356,5 +356,6 @@ MBD = Variant(
     g_loss=losses.nonsaturating_g,
     make_d=minibatch_critic,
     relative_cost=24.0,
+    landscape=False,  # minibatch features: a grid batch makes bands, not one sample's score
 )
 """Keeps the shared Adam: the paper gives no toy settings."""
