@@ -224,9 +224,15 @@ VALIDATION_VARIANTS = (
     "pacgan4",
     "wgan",
     "wgan_gp",
+    "rpgan",
+    "gdpp",
+    "topk",
+    "dragan",
 )
 """Variants with a published 2-D ring or grid result (VEEGAN and PacGAN Table 1, Unrolled
-GAN's ring, WGAN-GP's 8 and 25 Gaussians; ALI is `bigan`), compared in
+GAN's ring, WGAN-GP's 8 and 25 Gaussians, GDPP's ring and grid; ALI is `bigan`) or a
+published mode-collapse claim to set beside a toy measurement (BiGAN-PGP, RpGAN, Top-k,
+DRAGAN), compared in
 results/validation.md: their ring8 runs are `default`'s, their grid25 runs the
 `validation` suite (`core`'s grid25 row for them)."""
 VALIDATION_LONG = MappingProxyType(

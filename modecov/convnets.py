@@ -228,7 +228,22 @@ class StackedConvD(_StackedNet):
         ]  # fmt: skip
         self._build(generators, dtype, device)
 
+    def features(self, x: Tensor, params: Tensor | None = None) -> Tensor:
+        """(S, B, width * side/4 * side/4) flattened last feature map, the input of the
+        output layer; ``head(features(x))`` computes exactly ``self(x)`` (unchunked)."""
+        return self._features(x, self._weights(params))
+
+    def head(self, h: Tensor, params: Tensor | None = None) -> Tensor:
+        """The output layer alone: features of :meth:`features` to (S, B, 1) logits."""
+        return self._head(h, self._weights(params))
+
     def _forward(self, x: Tensor, w: dict[str, Tensor]) -> Tensor:
+        return self._head(self._features(x, w), w)
+
+    def _head(self, h: Tensor, w: dict[str, Tensor]) -> Tensor:
+        return torch.baddbmm(w["fc.b"], h, w["fc.w"].transpose(1, 2))
+
+    def _features(self, x: Tensor, w: dict[str, Tensor]) -> Tensor:
         S = x.shape[0]
         h = _to_groups(x, self.cin, self.side)
         h = F.conv2d(
@@ -239,5 +254,4 @@ class StackedConvD(_StackedNet):
             F.leaky_relu(h, self.slope), w["down2.w"].reshape(S * self.c1, self.c2, KERNEL, KERNEL),
             w["down2.b"].reshape(-1), stride=STRIDE, padding=PADDING, groups=S,
         )  # fmt: skip
-        h = _from_groups(F.leaky_relu(h, self.slope), S)
-        return torch.baddbmm(w["fc.b"], h, w["fc.w"].transpose(1, 2))
+        return _from_groups(F.leaky_relu(h, self.slope), S)

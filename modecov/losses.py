@@ -63,6 +63,18 @@ def wasserstein_g(*, fake: Tensor) -> Tensor:
     return -_mean(fake)
 
 
+def relativistic_d(*, real: Tensor, fake: Tensor) -> Tensor:
+    """Relativistic pairing (RpGAN) discriminator loss: softplus(D(G(z)) − D(x)), sample i of
+    ``real`` paired with sample i of ``fake`` (Huang et al. 2024, the R3GAN objective)."""
+    return _mean(F.softplus(fake - real))
+
+
+def relativistic_g(*, real: Tensor, fake: Tensor) -> Tensor:
+    """Relativistic pairing (RpGAN) generator loss: softplus(D(x) − D(G(z))), paired as
+    :func:`relativistic_d`. Unlike the other generator losses it reads real logits too."""
+    return _mean(F.softplus(real - fake))
+
+
 def _sq_dists(x: Tensor, y: Tensor) -> Tensor:
     """(S, M, N) squared distances ‖x‖² + ‖y‖² − 2x·y, clamped at 0 (no sqrt: smooth at 0)."""
     xx = x.square().sum(-1)

@@ -92,3 +92,16 @@ class StackedMLP:
             if j < len(layers) - 1:
                 x = F.leaky_relu(x, self.slope)
         return x
+
+    def features(self, x: Tensor, params: Tensor | None = None) -> Tensor:
+        """(S, B, H) activations of the last hidden layer, the input of the output layer, on
+        (S, B, in) samples; ``head(features(x))`` computes exactly ``self(x)``."""
+        layers = self._views(params) if params is not None else self._leaf_layers
+        for w, b in layers[:-1]:
+            x = F.leaky_relu(torch.baddbmm(b, x, w.transpose(1, 2)), self.slope)
+        return x
+
+    def head(self, h: Tensor, params: Tensor | None = None) -> Tensor:
+        """The output layer alone: (S, B, H) features of :meth:`features` to (S, B, out)."""
+        w, b = (self._views(params) if params is not None else self._leaf_layers)[-1]
+        return torch.baddbmm(b, h, w.transpose(1, 2))

@@ -80,6 +80,87 @@ def r1_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
     return _input_gradient(state, real).square().sum(dim=-1).mean(dim=1)
 
 
+def r1_r2_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+    """Zero-centred R1 on real plus R2 on generated data, ``E‖∇ₓ D(x)‖² + E‖∇ₓ D(G(z))‖²``.
+
+    The R3GAN regulariser (Huang et al. 2024): the authors' code (brownvc/R3GAN,
+    ``R3GAN/Trainer.py``, ``ZeroCenteredGradientPenalty``) takes each sample's squared
+    gradient norm of its logit, summed over the sample's coordinates, and adds
+    ``(Gamma / 2) * (R1Penalty + R2Penalty)`` to the per-sample loss before the batch mean.
+    This returns ``R1 + R2`` (batch means), so ``penalty_weight = γ / 2``. One critic pass over
+    both batches gives both gradients (each logit depends on its own input alone). With a
+    packed critic the norm is over each packed input (pack · D).
+
+    Args:
+        state: the group's TrainState (its ``critic``).
+        real: (S, B, D) real samples.
+        fake: (S, B, D) generated samples (detached).
+
+    Returns:
+        (S,) penalty per seed, differentiable w.r.t. the critic's parameters.
+
+    Example:
+        A linear critic ``D(x) = a · x`` gives ``2 ‖a‖²`` (R1 = R2 = ‖a‖²).
+    """
+    n = real.shape[1] // state.variant.pack
+    sq = _input_gradient(state, torch.cat((real, fake), dim=1)).square().sum(dim=-1)
+    return sq[:, :n].mean(dim=1) + sq[:, n:].mean(dim=1)
+
+
+DRAGAN_SCALE = 0.5
+"""c of DRAGAN's perturbation ``c · std(x) · u``: 0.5 in the authors' code."""
+
+
+def dragan_points(state: TrainState, *, real: Tensor) -> Tensor:
+    """DRAGAN's penalty points ``x̂ = x + α · c · std(x) · u`` around the real batch.
+
+    As the authors' code (kodalinaveen3/DRAGAN, ``DRAGAN.ipynb``): ``get_perturbed_batch``
+    gives ``x_p = x + 0.5 * x.std() * U[0, 1)`` with one uniform draw per coordinate and the
+    standard deviation (numpy's, no Bessel correction) over every entry of the minibatch;
+    the penalty then sits at ``x + α (x_p − x)`` with one ``α ~ U[0, 1]`` per sample. Here
+    std is over the seed's own batch, and each seed draws u (B, D) then α (B, 1) from its
+    own generator. So ``0 ≤ x̂ − x ≤ c · std(x)`` in every coordinate.
+
+    Args:
+        state: the group's TrainState (its per-seed ``generators``).
+        real: (S, B, D) real samples.
+
+    Returns:
+        (S, B, D) penalty points.
+    """
+    S, B, D = real.shape
+    u, alpha = [], []
+    for g in state.generators:
+        u.append(torch.rand(B, D, generator=g, dtype=real.dtype))
+        alpha.append(torch.rand(B, 1, generator=g, dtype=real.dtype))
+    std = real.flatten(1).std(dim=1, correction=0)[:, None, None]
+    delta = DRAGAN_SCALE * std * torch.stack(u).to(real.device)
+    return real + torch.stack(alpha).to(real.device) * delta
+
+
+def dragan_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+    """DRAGAN gradient penalty ``(‖∇ₓ D(x̂)‖₂ − 1)²``, batch mean (Kodali et al. 2017).
+
+    At the points of :func:`dragan_points`, perturbations of real data only, as the
+    authors' ``gradient_penalty = reduce_mean((slopes - 1.)**2)`` with ``lambd = 10``
+    (the weight). With a packed critic the norm is over each packed input (pack · D).
+
+    Args:
+        state: the group's TrainState (its ``critic`` and per-seed ``generators``).
+        real: (S, B, D) real samples.
+        fake: (S, B, D) generated samples; unused (DRAGAN looks around real data only).
+
+    Returns:
+        (S,) penalty per seed, differentiable w.r.t. the critic's parameters.
+
+    Example:
+        A linear critic ``D(x) = a · x`` gives ``(‖a‖ − 1)²`` wherever the points fall.
+    """
+    del fake
+    norm = _input_gradient(state, dragan_points(state, real=real)).norm(dim=-1)
+    return (norm - 1.0).square().mean(dim=1)
+
+
 MODE_SEEKING_EPS = 1e-5
 """Added to the distance ratio before inverting it, as in Mao et al.'s code."""
 

@@ -6,7 +6,7 @@ the trainer (which imports the registries).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
@@ -15,15 +15,27 @@ if TYPE_CHECKING:
     from modecov.train import TrainState
 
 
-def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
+class DiscriminatorBatch(NamedTuple):
+    """The last discriminator update's batches, for the generator step to reuse."""
+
+    real: Tensor
+    """(S, B · m, D) real samples."""
+    z: Tensor
+    """(S, B · m, Z) noise."""
+    fake: Tensor
+    """(S, B · m, D) generated samples, attached to G's graph."""
+    loss_d: Tensor
+    """(S,) discriminator loss (detached)."""
+
+
+def discriminator_updates(st: TrainState) -> DiscriminatorBatch:
     """The variant's ``n_critic`` discriminator updates (loss, penalty, clipping).
 
     Each update draws B · m real and B · m fake samples (m = ``pack``, 1 unless packed), so
     the discriminator judges B real and B fake inputs, packed or not.
 
     Returns:
-        The last step's (S, B · m, Z) noise, (S, B · m, D) fake batch (attached to G's
-        graph, for the generator step to reuse) and (S,) discriminator loss (detached).
+        The last update's real batch, noise, fake batch (attached to G's graph) and loss.
     """
     v = st.variant
     for _ in range(v.n_critic):
@@ -38,7 +50,18 @@ def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
         if v.clip is not None:
             with torch.no_grad():
                 st.D.params.clamp_(-v.clip, v.clip)
-    return z, fake, loss_d.detach()
+    return DiscriminatorBatch(real, z, fake, loss_d.detach())
+
+
+def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`discriminator_updates` without the real batch.
+
+    Returns:
+        The last step's (S, B · m, Z) noise, (S, B · m, D) fake batch (attached to G's
+        graph, for the generator step to reuse) and (S,) discriminator loss (detached).
+    """
+    _, z, fake, loss_d = discriminator_updates(st)
+    return z, fake, loss_d
 
 
 def standard_step(st: TrainState) -> dict[str, Tensor]:
@@ -52,4 +75,4 @@ def standard_step(st: TrainState) -> dict[str, Tensor]:
     return {"loss_d": loss_d, "loss_g": loss_g.detach()}
 
 
-__all__ = ["discriminator_steps", "standard_step"]
+__all__ = ["DiscriminatorBatch", "discriminator_steps", "discriminator_updates", "standard_step"]

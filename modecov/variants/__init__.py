@@ -10,10 +10,13 @@ from modecov.optim import Adam, RMSprop
 from modecov.variants.base import Variant
 from modecov.variants.bigan import BIGAN, BIGAN_PGP, VEEGAN
 from modecov.variants.ebgan import EBGAN, EBGAN_PT
+from modecov.variants.gdpp import GDPP
 from modecov.variants.gmmn import GMMN
 from modecov.variants.mbd import MBD
 from modecov.variants.reference import ONE_MODE, TRUE_SAMPLER
+from modecov.variants.rpgan import RPGAN
 from modecov.variants.sngan import SNGAN
+from modecov.variants.topk import TOPK
 from modecov.variants.unrolled import UNROLLED
 
 GAN = Variant(
@@ -124,6 +127,20 @@ MSGAN = Variant(
     g_regularizer_weight=1.0,
 )
 
+DRAGAN = Variant(
+    name="dragan",
+    label="DRAGAN",
+    reference="kodali2017convergence",
+    relative_cost=1.5,
+    d_loss=losses.bce_d,
+    g_loss=losses.nonsaturating_g,
+    penalty=penalties.dragan_penalty,
+    penalty_weight=10.0,
+)
+"""NS-GAN + DRAGAN's penalty around real data (``penalties.dragan_points``), λ = 10, as the
+authors' code (kodalinaveen3/DRAGAN, ``DRAGAN.ipynb``: ``lambd = 10``, BCE losses). Keeps the
+shared Adam; that notebook (MNIST) uses Adam lr 1e-4, betas (0.5, 0.9)."""
+
 VARIANTS: Mapping[str, Variant] = MappingProxyType(
     {
         v.name: v
@@ -147,6 +164,10 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
             EBGAN_PT,
             MBD,
             SNGAN,
+            RPGAN,
+            GDPP,
+            TOPK,
+            DRAGAN,
         )
     }
 )

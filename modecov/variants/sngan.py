@@ -93,6 +93,13 @@ class SpectralNormMLP(StackedMLP):
             out.append((w / self.sigma(j, w)[:, None, None], b))
         return out
 
+    def features(self, x: Tensor, params: Tensor | None = None) -> Tensor:
+        """Not available: StackedMLP's would skip the normalisation, and a split pass would
+        run the power iteration twice."""
+        raise TypeError("SpectralNormMLP has no separate features/head pass")
+
+    head = features
+
     def __call__(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """Map (S, B, in) to (S, B, out) with spectrally normalised weights."""
         layers = self.normalized(params)
