@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 
-def _input_gradient(state: TrainState, x: Tensor) -> Tensor:
+def _input_gradient(state: StepState, x: Tensor) -> Tensor:
     """(S, B / pack, pack * D) gradient of the critic's logits w.r.t. its (packed) inputs.
 
     Built with ``create_graph=True`` so a penalty on it is differentiable w.r.t. D's
@@ -30,7 +30,7 @@ def _input_gradient(state: TrainState, x: Tensor) -> Tensor:
     return grad.reshape(S, B // state.variant.pack, state.variant.pack * D)
 
 
-def gradient_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+def gradient_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     """WGAN-GP two-sided gradient penalty (Gulrajani et al. 2017).
 
     ``(‖∇ D(x̂)‖₂ - 1)²`` averaged over the batch, at ``x̂ = ε x + (1 - ε) G(z)`` with one
@@ -38,7 +38,7 @@ def gradient_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor
     independent. With a packed critic the norm is over each packed input (pack · D).
 
     Args:
-        state: the group's TrainState (its ``critic`` and per-seed ``generators``).
+        state: the group's StepState (its ``critic`` and per-seed ``generators``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples (detached).
 
@@ -58,7 +58,7 @@ def gradient_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor
     return (norm - 1.0).square().mean(dim=1)
 
 
-def r1_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+def r1_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     """R1 penalty ``‖∇ₓ D(x)‖²`` on real data, batch mean (Mescheder et al. 2018).
 
     The paper's regulariser is ``(γ / 2) E‖∇ₓ D(x)‖²`` on the logits; this returns the
@@ -66,7 +66,7 @@ def r1_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
     norm is over each packed input (pack · D).
 
     Args:
-        state: the group's TrainState (its ``critic``).
+        state: the group's StepState (its ``critic``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples; unused (R1 looks at real data only).
 
@@ -80,7 +80,7 @@ def r1_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
     return _input_gradient(state, real).square().sum(dim=-1).mean(dim=1)
 
 
-def r1_r2_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+def r1_r2_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     """Zero-centred R1 on real plus R2 on generated data, ``E‖∇ₓ D(x)‖² + E‖∇ₓ D(G(z))‖²``.
 
     The R3GAN regulariser (Huang et al. 2024): the authors' code (brownvc/R3GAN,
@@ -92,7 +92,7 @@ def r1_r2_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
     packed critic the norm is over each packed input (pack · D).
 
     Args:
-        state: the group's TrainState (its ``critic``).
+        state: the group's StepState (its ``critic``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples (detached).
 
@@ -111,7 +111,7 @@ DRAGAN_SCALE = 0.5
 """c of DRAGAN's perturbation ``c · std(x) · u``: 0.5 in the authors' code."""
 
 
-def dragan_points(state: TrainState, *, real: Tensor) -> Tensor:
+def dragan_points(state: StepState, *, real: Tensor) -> Tensor:
     """DRAGAN's penalty points ``x̂ = x + α · c · std(x) · u`` around the real batch.
 
     As the authors' code (kodalinaveen3/DRAGAN, ``DRAGAN.ipynb``): ``get_perturbed_batch``
@@ -122,7 +122,7 @@ def dragan_points(state: TrainState, *, real: Tensor) -> Tensor:
     own generator. So ``0 ≤ x̂ − x ≤ c · std(x)`` in every coordinate.
 
     Args:
-        state: the group's TrainState (its per-seed ``generators``).
+        state: the group's StepState (its per-seed ``generators``).
         real: (S, B, D) real samples.
 
     Returns:
@@ -138,7 +138,7 @@ def dragan_points(state: TrainState, *, real: Tensor) -> Tensor:
     return real + torch.stack(alpha).to(real.device) * delta
 
 
-def dragan_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
+def dragan_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     """DRAGAN gradient penalty ``(‖∇ₓ D(x̂)‖₂ − 1)²``, batch mean (Kodali et al. 2017).
 
     At the points of :func:`dragan_points`, perturbations of real data only, as the
@@ -146,7 +146,7 @@ def dragan_penalty(state: TrainState, *, real: Tensor, fake: Tensor) -> Tensor:
     (the weight). With a packed critic the norm is over each packed input (pack · D).
 
     Args:
-        state: the group's TrainState (its ``critic`` and per-seed ``generators``).
+        state: the group's StepState (its ``critic`` and per-seed ``generators``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples; unused (DRAGAN looks around real data only).
 
@@ -165,7 +165,7 @@ MODE_SEEKING_EPS = 1e-5
 """Added to the distance ratio before inverting it, as in Mao et al.'s code."""
 
 
-def mode_seeking(state: TrainState, *, z: Tensor, fake: Tensor) -> Tensor:
+def mode_seeking(state: StepState, *, z: Tensor, fake: Tensor) -> Tensor:
     """MSGAN mode-seeking term ``1 / (mean|G(z₁) - G(z₂)| / mean|z₁ - z₂| + 1e-5)``.
 
     The batch is split into halves z₁ (first ⌊B/2⌋ draws) and z₂ (the next ⌊B/2⌋; an odd
@@ -174,7 +174,7 @@ def mode_seeking(state: TrainState, *, z: Tensor, fake: Tensor) -> Tensor:
     in Mao et al. (2019)'s code. Minimising it pushes G to map distant latents apart.
 
     Args:
-        state: the group's TrainState (unused; part of the regulariser signature).
+        state: the group's StepState (unused; part of the regulariser signature).
         z: (S, B, Z) latent draws.
         fake: (S, B, D) samples ``G(z)``, not detached.
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from tqdm import tqdm
 
 from modecov.config import RunConfig
-from modecov.train import TrainOutput
+
+if TYPE_CHECKING:
+    from modecov.train import TrainOutput  # annotations only: the store does not need the trainer
 
 Mode = Literal["bars", "lines", "quiet"]
 

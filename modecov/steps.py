@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 
 class DiscriminatorBatch(NamedTuple):
@@ -28,7 +28,7 @@ class DiscriminatorBatch(NamedTuple):
     """(S,) discriminator loss (detached)."""
 
 
-def discriminator_updates(st: TrainState) -> DiscriminatorBatch:
+def discriminator_updates(st: StepState) -> DiscriminatorBatch:
     """The variant's ``n_critic`` discriminator updates (loss, penalty, clipping).
 
     Each update draws B · m real and B · m fake samples (m = ``pack``, 1 unless packed), so
@@ -53,7 +53,7 @@ def discriminator_updates(st: TrainState) -> DiscriminatorBatch:
     return DiscriminatorBatch(real, z, fake, loss_d.detach())
 
 
-def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
+def discriminator_steps(st: StepState) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`discriminator_updates` without the real batch.
 
     Returns:
@@ -64,7 +64,7 @@ def discriminator_steps(st: TrainState) -> tuple[Tensor, Tensor, Tensor]:
     return z, fake, loss_d
 
 
-def standard_step(st: TrainState) -> dict[str, Tensor]:
+def standard_step(st: StepState) -> dict[str, Tensor]:
     """``n_critic`` discriminator updates, then one generator update on the last fake batch."""
     v = st.variant
     z, fake, loss_d = discriminator_steps(st)

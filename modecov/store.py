@@ -20,6 +20,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,9 @@ from modecov.data import DATASETS
 from modecov.errors import StoreError
 from modecov.metrics import versions as metric_versions
 from modecov.metrics.distribution import SAMPLE_CAPS
-from modecov.train import TrainOutput
+
+if TYPE_CHECKING:
+    from modecov.train import TrainOutput  # annotations only: the store does not need the trainer
 
 RUNS = "runs.csv"
 TRAJECTORY = "trajectory.csv"

@@ -99,7 +99,7 @@ class Dataset(ABC):
         return x
 
     def make_nets(self, state) -> tuple | None:
-        """``(G, D)`` of this dataset's own architecture for ``state`` (a TrainState), or None
+        """``(G, D)`` of this dataset's own architecture for ``state`` (a StepState), or None
         for the shared MLPs. Image datasets override it; the nets follow StackedMLP's
         interface (``params``, ``leaves``, ``flat_grad``, ``n_seeds``, ``__call__``)."""
         return None

@@ -20,25 +20,25 @@ from modecov.nets import StackedMLP
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 PGP_WEIGHT = 0.1
 """λ of the pairwise gradient penalty (Sharma & Namboodiri 2018): ``gp_lambda`` in the
 authors' toy config (shashank879/logan, ``visual_train.py``)."""
 
 
-def _mlp(st: TrainState, n_in: int, n_out: int, generators) -> StackedMLP:
+def _mlp(st: StepState, n_in: int, n_out: int, generators) -> StackedMLP:
     """A StackedMLP of the shared hidden shape from ``n_in`` to ``n_out`` units."""
     hidden = [st.cfg.hidden] * st.cfg.depth
     return StackedMLP([n_in, *hidden, n_out], generators, dtype=st.dtype, device=st.device)
 
 
-def pair_critic(st: TrainState) -> StackedMLP:
+def pair_critic(st: StepState) -> StackedMLP:
     """The joint discriminator on ``cat(x, z)``: D + Z inputs, one logit."""
     return _mlp(st, st.data.dim + st.cfg.z_dim, 1, st.generators)
 
 
-def encoder(st: TrainState, generators) -> dict[str, StackedMLP]:
+def encoder(st: StepState, generators) -> dict[str, StackedMLP]:
     """The inverse network, data (D) to latent (Z): BiGAN's E, VEEGAN's F."""
     return {"E": _mlp(st, st.data.dim, st.cfg.z_dim, generators)}
 
@@ -48,7 +48,7 @@ def _pairs(x: Tensor, z: Tensor) -> Tensor:
     return torch.cat((x, z), dim=-1)
 
 
-def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> Tensor:
+def pairwise_gradient_penalty(st: StepState, *, real: Tensor, code: Tensor) -> Tensor:
     """``‖∇ₓ D(x̂, E(x)) − u‖₂`` (the norm, not its square) at ``x̂ = εx + (1 − ε)G(E(x))``,
     batch mean per seed.
 
@@ -65,7 +65,7 @@ def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> 
     term ``gp_loss_z`` is computed but left out of the loss there, and here.
 
     Args:
-        st: the group's TrainState (``D``, ``G``, ``generators``).
+        st: the group's StepState (``D``, ``G``, ``generators``).
         real: (S, B, D) data batch.
         code: (S, B, Z) its codes E(x) (detached).
 
@@ -85,7 +85,7 @@ def pairwise_gradient_penalty(st: TrainState, *, real: Tensor, code: Tensor) -> 
     return (grad - unit).norm(dim=-1).mean(dim=1)
 
 
-def _bigan_step(st: TrainState, *, pgp: bool) -> dict[str, Tensor]:
+def _bigan_step(st: StepState, *, pgp: bool) -> dict[str, Tensor]:
     """One discriminator update on (x, E(x)) (label 1) against (G(z), z) (label 0), then one
     joint update of G and E: on the flipped labels for BiGAN (the non-saturating form of its
     minimax game); on ``mean D(x, E(x)) − mean D(G(z), z)`` (logits) with the pairwise
@@ -108,12 +108,12 @@ def _bigan_step(st: TrainState, *, pgp: bool) -> dict[str, Tensor]:
     return {"loss_d": loss_d.detach(), "loss_g": loss_ge.detach()}
 
 
-def bigan_step(st: TrainState) -> dict[str, Tensor]:
+def bigan_step(st: StepState) -> dict[str, Tensor]:
     """BiGAN/ALI update (see :func:`_bigan_step`)."""
     return _bigan_step(st, pgp=False)
 
 
-def bigan_pgp_step(st: TrainState) -> dict[str, Tensor]:
+def bigan_pgp_step(st: StepState) -> dict[str, Tensor]:
     """BiGAN-PGP update (Sharma & Namboodiri 2018), as the authors' toy code.
 
     shashank879/logan, ``image_models.py`` (class ``BIGAN``, used by the toy model
@@ -127,7 +127,7 @@ def bigan_pgp_step(st: TrainState) -> dict[str, Tensor]:
     return _bigan_step(st, pgp=True)
 
 
-def veegan_step(st: TrainState) -> dict[str, Tensor]:
+def veegan_step(st: StepState) -> dict[str, Tensor]:
     """One VEEGAN update (Srivastava et al. 2017), as the authors' code.
 
     The reconstructor F gives the mean of a unit-variance Gaussian p(z | x) = N(F(x), I).

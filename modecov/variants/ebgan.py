@@ -23,7 +23,7 @@ from modecov.nets import StackedMLP
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 MARGIN = 1.0
 """m, in the units of the energy (mean squared reconstruction error per coordinate).
@@ -104,7 +104,7 @@ class AutoEncoder(StackedMLP):
         return (self.reconstruct(x, params) - x).square().mean(dim=-1, keepdim=True)
 
 
-def autoencoder(st: TrainState) -> AutoEncoder:
+def autoencoder(st: StepState) -> AutoEncoder:
     """The energy network of the shared budget: as many hidden layers as the shared D (the
     code is the middle one, of the shared width), the rest split between encoder and
     decoder, so ``[D, 128, 128, 128, 1]`` becomes ``[D, 128, (128), 128, D]``."""
@@ -145,7 +145,7 @@ def pulling_away(codes: Tensor) -> Tensor:
     return off / (N * (N - 1))
 
 
-def pulling_away_regularizer(st: TrainState, *, z: Tensor, fake: Tensor) -> Tensor:
+def pulling_away_regularizer(st: StepState, *, z: Tensor, fake: Tensor) -> Tensor:
     """Generator regulariser: the pulling-away term on the encoder codes of the fake batch
     (the paper applies it to the generator loss only)."""
     del z

@@ -16,7 +16,7 @@ from modecov.steps import discriminator_updates
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 GDPP_WEIGHT = 1.0
 """Weight of the GDPP loss in the generator loss (the authors' toy code: equal to the
@@ -160,7 +160,7 @@ def gdpp_loss(*, real: Tensor, fake: Tensor) -> Tensor:
     return magnitude + structure
 
 
-def gdpp_step(st: TrainState) -> dict[str, Tensor]:
+def gdpp_step(st: StepState) -> dict[str, Tensor]:
     """``n_critic`` discriminator updates, then one generator update on the non-saturating
     loss plus ``GDPP_WEIGHT`` times :func:`gdpp_loss` of D's last hidden features on the last
     real batch and the fake batch (one pass of D over the fakes gives features and logits).

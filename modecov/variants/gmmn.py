@@ -11,7 +11,7 @@ from modecov import losses
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 BANDWIDTHS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 """RBF widths σ of the kernel mixture, in data units, spanning the scales of the 2-D sets.
@@ -25,7 +25,7 @@ on MNIST pixels) are for distances of another scale.
 """
 
 
-def gmmn_step(st: TrainState) -> dict[str, Tensor]:
+def gmmn_step(st: StepState) -> dict[str, Tensor]:
     """One generator update on the unbiased MMD² between a fake and a real batch per seed.
 
     The trainer's D and its optimiser exist but are never used, so D stays at its

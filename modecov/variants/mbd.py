@@ -23,7 +23,7 @@ from modecov import losses
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 KERNELS = 100
 """Minibatch kernels (the paper's B = 100; B is the batch size elsewhere in modecov)."""
@@ -335,7 +335,7 @@ class MinibatchDiscriminator:
         return torch.baddbmm(b, self.features(x, params), w.transpose(1, 2))
 
 
-def minibatch_critic(st: TrainState) -> MinibatchDiscriminator:
+def minibatch_critic(st: StepState) -> MinibatchDiscriminator:
     """The shared discriminator trunk with a minibatch discrimination layer before the logit;
     one minibatch per seed and per real or fake batch."""
     sizes = [st.data.dim * st.variant.pack, *[st.cfg.hidden] * st.cfg.depth]

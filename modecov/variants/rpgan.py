@@ -13,14 +13,14 @@ from modecov.steps import discriminator_updates
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 GAMMA = 1.0
 """γ of the R1 and R2 penalties, weighted γ / 2 (DESIGN: 1; R3GAN's presets schedule γ per
 dataset, from 0.05 to 150, with a cosine decay to a tenth)."""
 
 
-def rpgan_step(st: TrainState) -> dict[str, Tensor]:
+def rpgan_step(st: StepState) -> dict[str, Tensor]:
     """One RpGAN update, as the authors' code (brownvc/R3GAN, ``R3GAN/Trainer.py``).
 
     ``AccumulateDiscriminatorGradients``: ``softplus(-(RealLogits - FakeLogits)) +

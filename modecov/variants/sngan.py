@@ -15,7 +15,7 @@ from modecov.nets import StackedMLP
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 INIT_ITERATIONS = 15
 """Power iterations run on the initial weights, as ``torch.nn.utils.parametrizations.
@@ -110,7 +110,7 @@ class SpectralNormMLP(StackedMLP):
         return x
 
 
-def spectral_norm_critic(st: TrainState) -> SpectralNormMLP:
+def spectral_norm_critic(st: StepState) -> SpectralNormMLP:
     """The shared discriminator shape with spectral normalisation of every weight."""
     hidden = [st.cfg.hidden] * st.cfg.depth
     sizes = [st.data.dim * st.variant.pack, *hidden, 1]

@@ -13,7 +13,7 @@ from modecov.steps import discriminator_steps
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 DECAY = 0.99
 """Factor by which the kept fraction shrinks per period (the paper's γ)."""
@@ -37,7 +37,7 @@ def top_k(step: int, batch: int) -> int:
     return max(int(batch * max(DECAY**periods, MIN_FRACTION)), 1)
 
 
-def topk_step(st: TrainState) -> dict[str, Tensor]:
+def topk_step(st: StepState) -> dict[str, Tensor]:
     """``n_critic`` discriminator updates, then one generator update on the non-saturating
     loss of the ``top_k(st.step, B)`` fakes D scores highest, per seed.
 

@@ -18,7 +18,7 @@ from modecov.steps import discriminator_steps
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
-    from modecov.train import TrainState
+    from modecov.state import StepState
 
 UNROLL_STEPS = 5
 """Differentiable discriminator updates the generator looks ahead through (Metz et al.'s
@@ -31,7 +31,7 @@ def _sqrt(v: Tensor) -> Tensor:
     return torch.where(pos, torch.where(pos, v, 1.0).sqrt(), 0.0)
 
 
-def unroll_critic(st: TrainState, *, fake: Tensor, reals: Sequence[Tensor]) -> Tensor:
+def unroll_critic(st: StepState, *, fake: Tensor, reals: Sequence[Tensor]) -> Tensor:
     """The discriminator's parameters after ``len(reals)`` differentiable Adam steps.
 
     Starts from D's current parameters and Adam moments (m, v, t) and repeats exactly the
@@ -68,7 +68,7 @@ def unroll_critic(st: TrainState, *, fake: Tensor, reals: Sequence[Tensor]) -> T
     return theta
 
 
-def unrolled_g_loss(st: TrainState, *, fake: Tensor, reals: Sequence[Tensor]) -> Tensor:
+def unrolled_g_loss(st: StepState, *, fake: Tensor, reals: Sequence[Tensor]) -> Tensor:
     """(S,) generator loss ``g_loss(D_θk(fake))`` against the discriminator unrolled
     ``len(reals)`` steps (``unroll_critic``); differentiable w.r.t. ``fake`` through the
     unrolled updates."""
@@ -76,7 +76,7 @@ def unrolled_g_loss(st: TrainState, *, fake: Tensor, reals: Sequence[Tensor]) ->
     return st.variant.g_loss(fake=st.critic(fake, params=theta))
 
 
-def unrolled_step(st: TrainState, *, steps: int = UNROLL_STEPS) -> dict[str, Tensor]:
+def unrolled_step(st: StepState, *, steps: int = UNROLL_STEPS) -> dict[str, Tensor]:
     """One unrolled-GAN update: ``n_critic`` ordinary discriminator steps, then one generator
     step on the loss against D unrolled ``steps`` times on fresh real batches and this step's
     fake batch. D keeps its ordinary update; the unrolled parameters are discarded.
