@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import subprocess
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,11 +74,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-PAUSE_ENV = "MODECOV_TEST_COMMIT_PAUSE"
-"""Test-only: seconds to sleep between writing a temporary file and renaming it, so the
-fault-injection test can kill a run inside a commit; unset in normal use."""
-
-
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -87,8 +81,6 @@ def _atomic_write(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    if os.environ.get(PAUSE_ENV):
-        time.sleep(float(os.environ[PAUSE_ENV]))
     os.replace(tmp, path)
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -22,7 +22,7 @@ from helpers import cli
 
 from modecov import backends, progress
 from modecov.backends import CRASH_ENV
-from modecov.store import KEY, PAUSE_ENV, RUNS, TRAJECTORY, Store
+from modecov.store import KEY, RUNS, TRAJECTORY, Store
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = [
@@ -34,15 +34,24 @@ GROUPS = 12
 """2 variants + 2 references, on 3 datasets."""
 KILLS = 20
 PAUSE = 0.1
-"""Seconds each store write waits between its temporary file and the rename (PAUSE_ENV)."""
+"""Seconds each store write waits between its temporary file and the rename: the zygote
+slows the store's ``os.replace`` (patched from the test's side, in that process alone), so
+that kills land inside commits."""
 COMMIT_TMP = (f".{TRAJECTORY}.tmp", f".{RUNS}.tmp")
 
 # Importing torch, pandas and modecov takes seconds per process on a loaded 2-core machine,
 # 20 times over: a zygote imports them once and forks one `modecov run` per attempt. Each
 # child is a real process running the real CLI, killed by a real SIGKILL.
 ZYGOTE = r"""
-import json, os, sys
+import json, os, sys, time, types
 import modecov.cli, modecov.backends, modecov.device, modecov.progress, modecov.store
+
+def _slow_replace(src, dst, _replace=os.replace):
+    time.sleep(float(os.environ["ZYGOTE_PAUSE"]))  # between the temporary file and the rename
+    _replace(src, dst)
+
+# Only the store's view of os changes: its atomic writers pause before each rename.
+modecov.store.os = types.SimpleNamespace(**{**vars(os), "replace": _slow_replace})
 for line in sys.stdin:
     msg = json.loads(line)
     if msg["op"] == "ping":
@@ -72,7 +81,7 @@ class Zygote:
 
     def __init__(self, cwd: Path) -> None:
         path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, PAUSE_ENV: str(PAUSE)}
+        env = {**os.environ, "ZYGOTE_PAUSE": str(PAUSE)}
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + path if path else "")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
