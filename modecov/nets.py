@@ -85,23 +85,27 @@ class StackedMLP:
     def __call__(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """Map (S, B, in) to (S, B, out); ``params`` (S, P) overrides the stored weights
         (functional use, e.g. an unrolled discriminator)."""
-        layers = self._views(params) if params is not None else self._leaf_layers
-
-        for j, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w.transpose(1, 2))
-            if j < len(layers) - 1:
-                x = F.leaky_relu(x, self.slope)
-        return x
+        layers = self._layers(params)
+        return self._head(self._features(x, layers), layers)
 
     def features(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """(S, B, H) activations of the last hidden layer, the input of the output layer, on
         (S, B, in) samples; ``head(features(x))`` computes exactly ``self(x)``."""
-        layers = self._views(params) if params is not None else self._leaf_layers
+        return self._features(x, self._layers(params))
+
+    def head(self, h: Tensor, params: Tensor | None = None) -> Tensor:
+        """The output layer alone: (S, B, H) features of :meth:`features` to (S, B, out)."""
+        return self._head(h, self._layers(params))
+
+    def _layers(self, params: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+        """(weight, bias) per layer: views of ``params`` when given, else the stored leaves."""
+        return self._views(params) if params is not None else self._leaf_layers
+
+    def _features(self, x: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
         for w, b in layers[:-1]:
             x = F.leaky_relu(torch.baddbmm(b, x, w.transpose(1, 2)), self.slope)
         return x
 
-    def head(self, h: Tensor, params: Tensor | None = None) -> Tensor:
-        """The output layer alone: (S, B, H) features of :meth:`features` to (S, B, out)."""
-        w, b = (self._views(params) if params is not None else self._leaf_layers)[-1]
+    def _head(self, h: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
+        w, b = layers[-1]
         return torch.baddbmm(b, h, w.transpose(1, 2))

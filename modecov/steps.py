@@ -53,21 +53,10 @@ def discriminator_updates(st: StepState) -> DiscriminatorBatch:
     return DiscriminatorBatch(real, z, fake, loss_d.detach())
 
 
-def discriminator_steps(st: StepState) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`discriminator_updates` without the real batch.
-
-    Returns:
-        The last step's (S, B · m, Z) noise, (S, B · m, D) fake batch (attached to G's
-        graph, for the generator step to reuse) and (S,) discriminator loss (detached).
-    """
-    _, z, fake, loss_d = discriminator_updates(st)
-    return z, fake, loss_d
-
-
 def standard_step(st: StepState) -> dict[str, Tensor]:
     """``n_critic`` discriminator updates, then one generator update on the last fake batch."""
     v = st.variant
-    z, fake, loss_d = discriminator_steps(st)
+    _, z, fake, loss_d = discriminator_updates(st)
     loss_g = v.g_loss(fake=st.critic(fake))
     if v.g_regularizer is not None:
         loss_g = loss_g + v.g_regularizer_weight * v.g_regularizer(st, z=z, fake=fake)
@@ -75,4 +64,4 @@ def standard_step(st: StepState) -> dict[str, Tensor]:
     return {"loss_d": loss_d, "loss_g": loss_g.detach()}
 
 
-__all__ = ["DiscriminatorBatch", "discriminator_steps", "discriminator_updates", "standard_step"]
+__all__ = ["DiscriminatorBatch", "discriminator_updates", "standard_step"]

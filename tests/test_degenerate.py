@@ -491,6 +491,20 @@ def test_score_of_huge_samples(capsys, huge_and_good, extra):
         assert got["kl_true_gen"] == pytest.approx(math.log(2 * 400 + 9) - math.log(8))
 
 
+def test_score_of_samples_at_the_top_of_the_float64_range(capsys, tmp_path, huge_and_good):
+    # Sizes from 2^1023 up to the float64 maximum: the scale is the power of two below them
+    # (the one above overflows); W2 is still the definition's value, ~1.7e308.
+    _, good = huge_and_good
+    top = tmp_path / "top.npy"
+    corners = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    np.save(top, np.repeat(corners, 100, axis=0) * 1.7e308 / math.sqrt(2))
+    rc, out, err = cli(capsys, "score", top, "--real", good, "--json", "--dataset", "ring8")
+    assert rc == 0 and "Traceback" not in err, err
+    got = {k: v[0] for k, v in json.loads(out).items()}
+    assert got["w2"] == pytest.approx(1.7e308, rel=1e-9)
+    assert got["frechet_distance"] is None and got["precision"] == 0.0
+
+
 def test_score_of_huge_samples_in_a_real_process(huge_and_good):
     huge, good = huge_and_good
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

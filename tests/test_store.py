@@ -237,14 +237,6 @@ def test_second_store_on_a_locked_directory_is_refused(tmp_path, capsys):
 # -- resume through the CLI ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke_store(tmp_path_factory) -> Path:
-    """A finished `modecov run --suite smoke` (copy it before changing it)."""
-    root = tmp_path_factory.mktemp("smoke") / "store"
-    assert main([*SMOKE, "--quiet", "--out", str(root)]) == 0
-    return root
-
-
 @pytest.fixture
 def store_copy(smoke_store, tmp_path) -> Path:
     root = tmp_path / "store"

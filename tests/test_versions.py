@@ -26,16 +26,6 @@ def read_runs(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"config_id": str})
 
 
-@pytest.fixture(scope="module")
-def smoke_store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("versions") / "store"
-    assert config_mod.suite("smoke")  # the suite exists
-    from modecov.cli import main
-
-    assert main([*SMOKE, "--quiet", "--out", str(root)]) == 0
-    return root
-
-
 @pytest.fixture
 def store(smoke_store, tmp_path) -> Path:
     root = tmp_path / "store"

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from modecov.data import Dataset
-from modecov.metrics.frechet import scale_for
+from modecov.metrics.frechet import scale_back, scale_for
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
     W2 = sqrt(min_pi sum_ij pi_ij |f_i - x_j|^2) over couplings pi of the uniform weights,
     solved exactly by ``ot.emd2`` (network simplex) on at most ``W2_MAX_POINTS`` samples
     per side. When a coordinate exceeds ``BIG`` (1e100), whose square would overflow the
-    cost matrix, both sets are divided by a power of two s above it and W2 is s times
+    cost matrix, both sets are divided by the power of two s of ``scale_for`` and W2 is s times
     theirs (W2 scales linearly with a common scale; the division is exact up to underflow
     of what is negligible beside the result). A seed whose solver does not reach the optimum
     (an infeasible or non-finite problem, the iteration cap) scores NaN, never the solver's
@@ -410,11 +410,8 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
 
     def score(f: Tensor) -> float:
         s = scale_for(max(real_top, float(f.abs().max())))
-        if s == 1.0:
-            cost = _sqdist(f, real, f.square().sum(-1), r2)
-        else:
-            f_s, real_s = f / s, real / s
-            cost = _sqdist(f_s, real_s, f_s.square().sum(-1), real_s.square().sum(-1))
+        x, y, y2 = (f, real, r2) if s == 1.0 else (f / s, real / s, (real / s).square().sum(-1))
+        cost = _sqdist(x, y, x.square().sum(-1), y2)
         a = np.full(f.shape[0], 1.0 / f.shape[0])
         with warnings.catch_warnings():  # reported below, once, through logging
             warnings.simplefilter("ignore", UserWarning)
@@ -422,8 +419,7 @@ def w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Tensor]
         if info["result_code"] != 1:  # 1 is OPTIMAL in POT's network simplex
             log.warning("w2: the transport solver stopped early (%s); w2 is NaN", info["warning"])
             return math.nan
-        distance = s * math.sqrt(max(float(value), 0.0))
-        return distance if math.isfinite(distance) else math.nan
+        return scale_back(math.sqrt(max(float(value), 0.0)), s, 1)
 
     return {"w2": _per_seed(fake, score)}
 
@@ -459,7 +455,7 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
     exact in each 1-D projection; ``ot.sliced_wasserstein_distance(fake, real,
     projections=sliced_directions(D), p=2)`` computes the same number. At most
     ``SLICED_MAX_POINTS`` samples per side are read. When a coordinate exceeds ``BIG``
-    (1e100), both sets are divided by a power of two s above it and SW2 is s times theirs,
+    (1e100), both sets are divided by the power of two s of ``scale_for`` and SW2 is s times theirs,
     so squares do not overflow; a distance beyond the float64 range is NaN.
 
     Args:
@@ -486,7 +482,6 @@ def sliced_w2(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, 
         if s == 1.0:
             return math.sqrt(float(_w2_1d_squared(f @ theta, real_proj).mean()))
         squared = _w2_1d_squared((f / s) @ theta, (real / s) @ theta).mean()
-        distance = s * math.sqrt(float(squared))
-        return distance if math.isfinite(distance) else math.nan
+        return scale_back(math.sqrt(float(squared)), s, 1)
 
     return {"sliced_w2": _per_seed(fake, score)}

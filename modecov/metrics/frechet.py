@@ -31,9 +31,19 @@ two (exact), then scaled back: squares of such values would overflow."""
 
 
 def scale_for(top: float) -> float:
-    """1.0 when the largest coordinate size ``top`` is at most ``BIG``, else the power of two
-    just above it (dividing by it is exact)."""
-    return 1.0 if top <= BIG else 2.0 ** math.frexp(top)[1]
+    """1.0 when the largest coordinate size ``top`` is at most ``BIG``, else the largest power
+    of two not above it, so scaled coordinates are below 2 (dividing by it is exact; the
+    power just above ``top`` overflows for sizes from 2^1023 up to the float64 maximum)."""
+    return 1.0 if top <= BIG else math.ldexp(1.0, math.frexp(top)[1] - 1)
+
+
+def scale_back(value: float, s: float, power: int) -> float:
+    """``value`` computed on coordinates divided by ``s``, as on the original ones: times
+    ``s ** power`` (a distance scales as s, a squared one as s^2), NaN when that is beyond
+    the float64 range (never inf)."""
+    for _ in range(power):
+        value *= s
+    return value if math.isfinite(value) else math.nan
 
 
 def _distance(mean_r: Tensor, cov_r: Tensor, sqrt_r: Tensor, fake: Tensor) -> Tensor:
@@ -59,7 +69,7 @@ def frechet(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Te
     ~1e-5 relative, this ~1e-12.
 
     When a coordinate exceeds ``BIG`` (1e100), whose square would overflow, both sets are
-    divided by a power of two s above it and the distance is s^2 times theirs (d scales as
+    divided by the power of two s of ``scale_for`` and the distance is s^2 times theirs (d scales as
     s^2, and the division is exact); a distance beyond the float64 range is NaN, never inf.
 
     Args:
@@ -114,6 +124,6 @@ def frechet(*, fake: Tensor, real: Tensor, data: Dataset | None) -> dict[str, Te
             distances.append(_distance(*fit_r, fake_s))
             continue
         mean_r, cov_r = _gaussian(real / s)
-        distance = _distance(mean_r, cov_r, _psd_sqrt(cov_r), fake_s / s) * s * s
-        distances.append(distance if torch.isfinite(distance) else nan)
+        distance = float(_distance(mean_r, cov_r, _psd_sqrt(cov_r), fake_s / s))
+        distances.append(nan.new_tensor(scale_back(distance, s, 2)))
     return {"frechet_distance": torch.stack(distances)}

@@ -88,9 +88,6 @@ class AutoEncoder(StackedMLP):
                 x = F.leaky_relu(x, self.slope)
         return x
 
-    def _layers(self, params: Tensor | None):
-        return self._views(params) if params is not None else self._leaf_layers
-
     def encode(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """(S, B, code) codes ``Enc(x)`` of (S, B, D) samples."""
         return self._run(x, self._layers(params)[: self.code_layer + 1])

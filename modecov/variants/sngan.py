@@ -84,7 +84,7 @@ class SpectralNormMLP(StackedMLP):
     def normalized(self, params: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """Per layer, the (S, out, in) weight ``W / σ`` and (S, 1, out) bias in use, after
         the power iteration when gradients are enabled."""
-        layers = self._views(params) if params is not None else self._leaf_layers
+        layers = super()._layers(params)
         out = []
         for j, (w, b) in enumerate(layers):
             if torch.is_grad_enabled():
@@ -100,14 +100,9 @@ class SpectralNormMLP(StackedMLP):
 
     head = features
 
-    def __call__(self, x: Tensor, params: Tensor | None = None) -> Tensor:
-        """Map (S, B, in) to (S, B, out) with spectrally normalised weights."""
-        layers = self.normalized(params)
-        for j, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w.transpose(1, 2))
-            if j < len(layers) - 1:
-                x = F.leaky_relu(x, self.slope)
-        return x
+    def _layers(self, params: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+        """Every pass (``self(x)``) runs on the spectrally normalised weights."""
+        return self.normalized(params)
 
 
 def spectral_norm_critic(st: StepState) -> SpectralNormMLP:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from modecov import losses
-from modecov.steps import discriminator_steps
+from modecov.steps import discriminator_updates
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def topk_step(st: StepState) -> dict[str, Tensor]:
     realistic samples. The batch mean runs over the k kept.
     """
     v = st.variant
-    _, fake, loss_d = discriminator_steps(st)
+    _, _, fake, loss_d = discriminator_updates(st)
     logits = st.critic(fake)
     kept = torch.topk(logits, top_k(st.step, logits.shape[1]), dim=1).values
     loss_g = v.g_loss(fake=kept)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from modecov import losses
 from modecov.optim import Adam
-from modecov.steps import discriminator_steps
+from modecov.steps import discriminator_updates
 from modecov.variants.base import Variant
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def unrolled_step(st: StepState, *, steps: int = UNROLL_STEPS) -> dict[str, Tens
     Returns:
         ``loss_d`` (the ordinary D loss) and ``loss_g`` (the unrolled G loss), each (S,).
     """
-    _, fake, loss_d = discriminator_steps(st)
+    _, _, fake, loss_d = discriminator_updates(st)
     loss_g = unrolled_g_loss(st, fake=fake, reals=[st.real() for _ in range(steps)])
     st.update("G", loss_g)
     return {"loss_d": loss_d, "loss_g": loss_g.detach()}
