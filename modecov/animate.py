@@ -6,7 +6,6 @@ figure: where lines of constant z1 and z2 land under the final generator."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.errors import ConfigError, ModecovError, unknown
+from modecov.store import atomic_write
 from modecov.variants import REFERENCES, VARIANTS
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ def _accuracy(st, real: torch.Tensor, fake: torch.Tensor) -> float:
 
 def record(cfg: RunConfig, frames: int = FRAMES) -> Recording:
     """Train ``cfg`` (one seed) and keep ``frames`` snapshots through ``train``'s callback."""
-    from modecov.train import d_landscape, eval_noise, generate, train
+    from modecov.evaluate import train
+    from modecov.train import d_landscape, eval_noise, generate
 
     check(cfg.variant, cfg.dataset, cfg.steps, frames, cfg.z_dim)
     rec = Recording()
@@ -272,20 +273,21 @@ def draw_latent(ax, values: np.ndarray) -> None:
 
 
 def render(rec: Recording, cfg: RunConfig, out: Path) -> Path:
-    """Write the recording as a GIF (written to a temporary file, then renamed)."""
+    """Write the recording as a GIF (atomically: ``store.atomic_write``)."""
     from matplotlib.animation import PillowWriter
 
     data = DATASETS[cfg.dataset]
     real = data.sample(MOVIE_POINTS, torch.Generator().manual_seed(0), dtype=torch.float64)
     m = movie_figure()
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    writer = PillowWriter(fps=FPS)
-    with writer.saving(m.fig, str(tmp), dpi=DPI):
-        for frame in rec.frames:
-            draw_frame(m, rec, frame, cfg, real.numpy())
-            writer.grab_frame()
-    os.replace(tmp, out)
-    return out
+
+    def write(tmp: Path) -> None:
+        writer = PillowWriter(fps=FPS)
+        with writer.saving(m.fig, str(tmp), dpi=DPI):
+            for frame in rec.frames:
+                draw_frame(m, rec, frame, cfg, real.numpy())
+                writer.grab_frame()
+
+    return atomic_write(out, write)
 
 
 def latent_grid_figure(rec: Recording, cfg: RunConfig):
@@ -379,9 +381,8 @@ def animate(
         written.append(render(rec, cfg, path))
         if grid_path is not None:
             fig = latent_grid_figure(rec, cfg)
-            tmp = grid_path.with_name(f".{grid_path.stem}.tmp{grid_path.suffix}")
-            fig.savefig(tmp, dpi=DPI, format=grid_path.suffix[1:].lower())
-            os.replace(tmp, grid_path)
+            kind = grid_path.suffix[1:].lower()
+            atomic_write(grid_path, lambda tmp: fig.savefig(tmp, dpi=DPI, format=kind))
             written.append(grid_path)
     except OSError as exc:
         raise ModecovError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None

@@ -3,12 +3,11 @@ thread each).
 
 The driver alone writes the store: each backend yields finished TrainOutputs with their
 index, in completion order, and the caller commits them. A group whose worker dies is re-run.
+Outputs come back with the final samples the store keeps (``store.samples_kept``), no more.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -21,76 +20,19 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
+from modecov import worker
 from modecov.config import RunConfig
 from modecov.errors import ModecovError
-from modecov.train import TrainOutput, train
+from modecov.evaluate import train
+from modecov.store import samples_kept
+from modecov.train import TrainOutput
 
 log = logging.getLogger(__name__)
 
-MAX_KEPT_DIM = 3
-"""Final samples travel back from workers only for low-dimensional data (for figures)."""
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-"""glibc ``mallopt`` parameters (malloc.h)."""
-KEEP_HEAP = 1 << 30
-
-
-def _keep_heap() -> None:
-    """Ask glibc to keep freed activations on the heap instead of unmapping them.
-
-    A group's activations (about 1 MiB each) otherwise take the mmap path and page-fault
-    on every op: measured 8x fewer page faults and about 10% more run-iterations per
-    second. A no-op where the C library is not glibc.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_TRIM_THRESHOLD, KEEP_HEAP)
-        libc.mallopt(M_MMAP_THRESHOLD, KEEP_HEAP)
-    except (OSError, AttributeError):
-        log.debug("mallopt unavailable; keeping the default allocator settings")
-
-
-PR_SET_PDEATHSIG = 1
-"""Linux ``prctl`` option: a signal the kernel sends this process when its parent dies."""
-
-
-def _die_with_parent(driver: int) -> None:
-    """Make a worker die with the driver: a killed ``modecov run`` leaves no orphan training.
-
-    A no-op off Linux (the worker then ends when it next talks to the dead driver).
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        log.debug("prctl unavailable; workers end when the driver's pipe closes")
-    if os.getppid() != driver:  # the driver died while this worker was starting
-        os._exit(1)
-
-
-def _init_worker() -> None:
-    """Settings of a worker process: one torch thread, allocator tuned for training."""
-    # Two OpenMP threads beside another busy process collapse on small ops: one each.
-    torch.set_num_threads(1)
-    _keep_heap()
-
-
-def _init_pool_worker(driver: int) -> None:
-    """A pool worker: the settings above, and it dies with the driver (pid ``driver``)."""
-    _die_with_parent(driver)
-    _init_worker()
-
-
-CRASH_ENV = "MODECOV_TEST_CRASH"
-"""Test-only fault injection, read by the driver: ``variant/dataset`` of a group whose
-worker kills itself on the group's first attempt (a stand-in for an OOM kill)."""
-
-
-def _doomed(cfg: RunConfig, attempt: int) -> bool:
-    """True when the test hook CRASH_ENV asks this attempt's worker to die."""
-    return attempt == 0 and os.environ.get(CRASH_ENV) == f"{cfg.variant}/{cfg.dataset}"
-
+# The start-up of a worker moved to modecov.worker; benchmarks/workloads.py and
+# modecov/metricbench.py still import these names from here.
+_init_worker = worker.init_worker
+_init_pool_worker = worker.init_pool_worker
 
 MAX_RETRIES = 2
 """Re-runs of a group whose worker died, before the run gives up."""
@@ -99,9 +41,11 @@ STEP_EVERY = 0.25
 
 OnStep = Callable[[int, int], None]
 """``on_step(index, step)``: group ``configs[index]`` has finished ``step`` updates."""
-
-_queue = None
-"""In a pool worker: where it tells the driver which group it starts (and its steps)."""
+BeforeGroup = Callable[[RunConfig, int], None]
+"""``before_group(cfg, attempt)``: called in the process that runs a group, just before it
+trains; ``attempt`` counts the group's earlier attempts whose worker died (0 the first time).
+It travels to worker processes, so it must be picklable (a module-level function or an
+instance of a module-level class). The fault tests kill the worker there."""
 
 
 def _step_reporter(index: int, report: OnStep | None):
@@ -119,28 +63,28 @@ def _step_reporter(index: int, report: OnStep | None):
     return callback
 
 
-def _run(cfg: RunConfig, callback=None) -> TrainOutput:
+def _run(
+    cfg: RunConfig, attempt: int, before_group: BeforeGroup | None, callback=None
+) -> TrainOutput:
+    """Train one group after ``before_group``; keep only the final samples the store keeps
+    (copied, so that the rest does not travel back through a worker's pipe)."""
+    if before_group is not None:
+        before_group(cfg, attempt)
     out = train(cfg, callback=callback)
-    if out.samples.shape[-1] > MAX_KEPT_DIM:
-        out.samples = out.samples[:, :0]
+    _, n, dim = out.samples.shape
+    out.samples = out.samples[:, : samples_kept(n, dim)].clone()
     return out
 
 
-def _run_in_pool(index: int, cfg: RunConfig, doomed: bool, steps: bool) -> TrainOutput:
+def _run_in_pool(
+    index: int, cfg: RunConfig, attempt: int, before_group: BeforeGroup | None, steps: bool
+) -> TrainOutput:
     """One group in a pool worker: it says which process runs it, then (when ``steps``)
     reports its progress, through the driver's queue."""
-    queue = _queue
+    queue = worker.queue
     queue.put(("start", index, os.getpid()))  # a SimpleQueue: written before this returns
-    if doomed:
-        os.kill(os.getpid(), signal.SIGKILL)
     report = (lambda i, step: queue.put(("step", i, step))) if steps else None
-    return _run(cfg, _step_reporter(index, report))
-
-
-def _init_pool_worker_with_queue(driver: int, queue) -> None:
-    global _queue
-    _queue = queue
-    _init_pool_worker(driver)
+    return _run(cfg, attempt, before_group, _step_reporter(index, report))
 
 
 def _lost(cfg: RunConfig, attempts: int) -> ModecovError:
@@ -152,7 +96,11 @@ def _lost(cfg: RunConfig, attempts: int) -> ModecovError:
 
 
 def run_local(
-    configs: Sequence[RunConfig], *, workers: int, on_step: OnStep | None = None
+    configs: Sequence[RunConfig],
+    *,
+    workers: int,
+    on_step: OnStep | None = None,
+    before_group: BeforeGroup | None = None,
 ) -> Iterator[tuple[int, TrainOutput]]:
     """Train ``configs`` in ``workers`` processes (in this process when 1).
 
@@ -165,6 +113,7 @@ def run_local(
         configs: the groups, started in this order.
         workers: processes; 1 trains in this process.
         on_step: progress callback, called in this process.
+        before_group: called where each group runs, before it trains (``BeforeGroup``).
 
     Yields:
         ``(index in configs, output)`` of each group as it finishes.
@@ -173,20 +122,24 @@ def run_local(
         raise ModecovError(f"--workers must be >= 1, got {workers}")
     if workers == 1 or len(configs) == 1:
         threads = torch.get_num_threads()
-        _init_worker()
+        worker.init_worker()
         try:
             for i, cfg in enumerate(configs):
-                yield i, _run(cfg, _step_reporter(i, on_step))
+                yield i, _run(cfg, 0, before_group, _step_reporter(i, on_step))
         finally:
             torch.set_num_threads(threads)
         return
     attempts = dict.fromkeys(range(len(configs)), 0)
     while attempts:
-        yield from _pool_round(configs, attempts, workers, on_step)
+        yield from _pool_round(configs, attempts, workers, on_step, before_group)
 
 
 def _pool_round(
-    configs: Sequence[RunConfig], attempts: dict[int, int], workers: int, on_step: OnStep | None
+    configs: Sequence[RunConfig],
+    attempts: dict[int, int],
+    workers: int,
+    on_step: OnStep | None,
+    before_group: BeforeGroup | None,
 ) -> Iterator[tuple[int, TrainOutput]]:
     """Run the groups in ``attempts`` (index -> failed attempts) in one pool until it breaks;
     finished groups leave ``attempts``, the groups of dead workers count a failed attempt."""
@@ -195,16 +148,14 @@ def _pool_round(
     pool = ProcessPoolExecutor(
         min(workers, len(attempts)),
         mp_context=ctx,
-        initializer=_init_pool_worker_with_queue,
+        initializer=worker.init_pool_worker,
         initargs=(os.getpid(), queue),
     )
     # pid -> Process (a private attribute, so optional): the exit codes tell after a break
     # which worker died by itself and which ones the broken pool terminated.
     processes = getattr(pool, "_processes", None)
     futures = {
-        pool.submit(
-            _run_in_pool, i, configs[i], _doomed(configs[i], attempts[i]), on_step is not None
-        ): i
+        pool.submit(_run_in_pool, i, configs[i], attempts[i], before_group, on_step is not None): i
         for i in attempts
     }
     pending = set(futures)
@@ -273,12 +224,10 @@ def require_ray(address: str | None) -> None:
         check_address(address)
 
 
-def _ray_task(cfg: RunConfig, doomed: bool) -> TrainOutput:
+def _ray_task(cfg: RunConfig, attempt: int, before_group: BeforeGroup | None) -> TrainOutput:
     """One group as a Ray task: one torch thread, like a local worker."""
-    if doomed:
-        os.kill(os.getpid(), signal.SIGKILL)
-    _init_worker()
-    return _run(cfg)
+    worker.init_worker()
+    return _run(cfg, attempt, before_group)
 
 
 def check_address(address: str) -> None:
@@ -299,7 +248,11 @@ def check_address(address: str) -> None:
 
 
 def run_ray(
-    configs: Sequence[RunConfig], *, workers: int, address: str | None = None
+    configs: Sequence[RunConfig],
+    *,
+    workers: int,
+    address: str | None = None,
+    before_group: BeforeGroup | None = None,
 ) -> Iterator[tuple[int, TrainOutput]]:
     """Train each group as one Ray task; yield outputs as they finish (the driver stores them).
 
@@ -312,6 +265,8 @@ def run_ray(
         configs: the groups, submitted in this order.
         workers: CPUs of the local Ray started when there is no ``address``.
         address: a running cluster's address (``HOST:PORT``, ``ray://HOST:PORT``, ``auto``).
+        before_group: called in the task before its group trains (``BeforeGroup``; Ray's
+            cloudpickle carries it).
 
     Yields:
         ``(index in configs, output)`` of each group as it finishes.
@@ -340,7 +295,7 @@ def run_ray(
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         task = ray.remote(_ray_task).options(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=0)
         attempts = dict.fromkeys(range(len(configs)), 0)
-        refs = {task.remote(cfg, _doomed(cfg, 0)): i for i, cfg in enumerate(configs)}
+        refs = {task.remote(cfg, 0, before_group): i for i, cfg in enumerate(configs)}
         while refs:
             (ref,), _ = ray.wait(list(refs), num_returns=1)
             i = refs.pop(ref)
@@ -357,7 +312,7 @@ def run_ray(
                 cfg = configs[i]
                 log.warning("the task running %s on %s was lost (%s); re-running it",
                             cfg.variant, cfg.dataset, type(exc).__name__)  # fmt: skip
-                refs[task.remote(cfg, _doomed(cfg, attempts[i]))] = i
+                refs[task.remote(cfg, attempts[i], before_group)] = i
                 continue
             yield i, out
     finally:

@@ -90,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset key whose modes define the mode scores")
     s.add_argument("--real", help="real samples (same formats; an (S, N, D) file is pooled) for "
                    "the distribution metrics: precision, recall, density, coverage, mmd2, w2, "
-                   "sliced_w2; and the reference of the Fréchet distance, which it adds with or "
-                   "without --dataset")  # fmt: skip
+                   "sliced_w2; and the reference of the Fréchet distance, KID, Vendi, RKE and "
+                   "NDB, which it adds with or without --dataset")  # fmt: skip
     s.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--mnist", metavar="DIR", help="directory of the MNIST IDX files, for "
@@ -176,6 +176,9 @@ def cmd_list(_: argparse.Namespace) -> int:
         lo, hi = min(c.steps for c in cfgs), max(c.steps for c in cfgs)
         steps = f"{lo}" if lo == hi else f"{lo}-{hi}"
         print(f"  {name:<20} {len(cfgs)} groups, {seeds} seeds, {steps} steps")
+    from modecov.metricbench import NAME, SUITE
+
+    print(f"  {NAME:<20} {len(SUITE.cells())} cells, {len(SUITE.seeds)} seeds, no training")
     return 0
 
 
@@ -231,6 +234,10 @@ def _configs(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.suite == "metrics":  # the metric benchmark: no RunConfigs, no training
+        from modecov.metricbench import run_from_args
+
+        return run_from_args(args)
     with _mnist_dir(args.mnist):
         return _run(args)
 
@@ -448,6 +455,10 @@ def _score(args: argparse.Namespace) -> int:
             raise ModecovError(f"{args.file} has {fake.shape[1]} samples per set; {need}")
         if real.shape[0] < MIN_SAMPLES:
             raise ModecovError(f"{args.real} has {real.shape[0]} samples; {need}")
+        if bool((real == real[0]).all()):
+            raise ModecovError(f"{args.real}: every sample is the same point; the kernel "
+                               f"metrics' bandwidth (the median distance) needs 2 distinct "
+                               f"samples")  # fmt: skip
     else:
         real = data.sample(
             max(fake.shape[1], 2_500), torch.Generator().manual_seed(2_026), dtype=torch.float64

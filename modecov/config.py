@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 
-from modecov.data import DATASETS
+from modecov.data import BUNDLED, DATASETS
 from modecov.device import DEVICES
 from modecov.errors import ConfigError, unknown
 from modecov.variants import REFERENCES, VARIANTS
@@ -202,8 +202,20 @@ def _dataset_defaults(name: str) -> Mapping:
     return DATASETS[name].config_defaults if name in DATASETS else {}
 
 
-TOY_CORE = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
-TOY_ALL = (*TOY_CORE, "grid25_imbalanced", "spiral", "gauss1200")
+def comparison_sets() -> tuple[str, ...]:
+    """The datasets of the mission's comparison (``Dataset.comparison``), in registry order:
+    the mixtures ring8 and grid25 and the imbalanced ring8_imbalanced and heavy_center."""
+    return tuple(name for name, data in BUNDLED.items() if data.comparison)
+
+
+def accepted_variants(dataset: str) -> tuple[str, ...]:
+    """Every registered variant that ``dataset`` can train (``Dataset.accepts``)."""
+    data = BUNDLED[dataset]
+    return tuple(name for name, v in VARIANTS.items() if data.accepts(v))
+
+
+TOY_CORE = comparison_sets()
+"""``comparison_sets()`` of the registry as imported (for figures and tests)."""
 
 DEFAULT_TOY = ("ring8",)
 """The default suite's datasets: every variant on ring8 alone, at the 5,000 steps where
@@ -245,6 +257,12 @@ VALIDATION_LONG = MappingProxyType(
 VEEGAN's and PacGAN's tables on grid25, where 5,000 steps leave every generator blurred,
 and on ring8 those that disagree with the papers at 5,000 steps. The check of whether a
 disagreement is protocol length."""
+QUICK_SEEDS = 3
+QUICK_STEPS = 1_000
+"""The quick suite's protocol: every variant on the four sets of DESIGN's default
+comparison (``comparison_sets``), 3 seeds, a fifth of default's steps, so the whole look takes
+minutes (README, Suites). NS-GAN is still half-trained there: a first look, not numbers to
+cite."""
 FAST_ADAM = MappingProxyType({"lr": 1e-3, "beta1": 0.9})
 """The fast Adam of the optim suite (the spiral article's), also a validation check."""
 VALIDATION_CHECKS = (
@@ -259,15 +277,6 @@ the faster learning rate and the wide latent of the Unrolled-GAN demo notebook (
 toy setup of the time; whether VEEGAN's own toy code used them is not confirmed), and
 Unrolled GAN against the GAN baselines under the fast Adam of the optim suite, the regime
 where those baselines drop ring modes."""
-SLOW_VARIANTS = ("mbd",)
-"""Variants whose step costs ~24x NS-GAN's (mbd's pairwise minibatch features at batch
-256; one such group alone would take ~10 min at 2,000 steps): kept out of `quick` so that
-it stays a first look of minutes."""
-
-
-def quick_variants() -> tuple[str, ...]:
-    """Every registered variant but SLOW_VARIANTS."""
-    return tuple(k for k in VARIANTS if k not in SLOW_VARIANTS)
 
 
 def conv_variants() -> tuple[str, ...]:
@@ -301,13 +310,14 @@ _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
         eval_every=10, n_eval=500, n_eval_large=1000, batch_size=64, hidden=32,
     ),
     "quick": lambda: grid_configs(
-        variants=quick_variants(), datasets=("ring8",), seeds=tuple(range(3)), steps=2_000,
+        variants=tuple(VARIANTS), datasets=comparison_sets(), seeds=tuple(range(QUICK_SEEDS)),
+        steps=QUICK_STEPS, eval_every=QUICK_STEPS // 4,
     ),
     "default": lambda: grid_configs(
         variants=tuple(VARIANTS), datasets=DEFAULT_TOY, seeds=tuple(range(5)), steps=5_000,
     ),
     "core": lambda: grid_configs(
-        variants=tuple(VARIANTS), datasets=TOY_CORE, seeds=tuple(range(5)), steps=5_000,
+        variants=tuple(VARIANTS), datasets=comparison_sets(), seeds=tuple(range(5)), steps=5_000,
     ),
     "validation": lambda: grid_configs(
         variants=VALIDATION_VARIANTS, datasets=("grid25",), seeds=tuple(range(5)), steps=5_000,
@@ -326,11 +336,13 @@ _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
             references=False, **setting,
         )
     ),
-    "paper": lambda: grid_configs(
-        variants=tuple(VARIANTS), datasets=TOY_ALL, seeds=tuple(range(10)), steps=25_000,
-    ) + grid_configs(
-        variants=conv_variants(), datasets=("stacked_digits",), seeds=tuple(range(10)),
-        steps=25_000,
+    "paper": lambda: tuple(
+        cfg
+        for dataset in BUNDLED
+        for cfg in grid_configs(
+            variants=accepted_variants(dataset), datasets=(dataset,), seeds=tuple(range(10)),
+            steps=25_000,
+        )
     ),
     "optim": lambda: optim_configs(),
 }  # fmt: skip
@@ -339,10 +351,15 @@ SUITES: Mapping[str, Callable[[], tuple[RunConfig, ...]]] = MappingProxyType(_SU
 """Suite name -> a function building its configs (built lazily: suites are cheap data)."""
 
 
+METRIC_SUITE = "metrics"
+"""The metric benchmark's suite (``modecov.metricbench``): corruptions of the true samplers,
+no training, so not a tuple of RunConfigs."""
+
+
 def suite(name: str) -> tuple[RunConfig, ...]:
     """The configs of suite ``name``."""
     if name not in SUITES:
-        raise unknown("suite", name, SUITES)
+        raise unknown("suite", name, [*SUITES, METRIC_SUITE])
     return SUITES[name]()
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from modecov.nets import input_gradient
+
 if TYPE_CHECKING:
     from modecov.state import StepState
 
@@ -19,15 +21,22 @@ if TYPE_CHECKING:
 def _input_gradient(state: StepState, x: Tensor) -> Tensor:
     """(S, B / pack, pack * D) gradient of the critic's logits w.r.t. its (packed) inputs.
 
-    Built with ``create_graph=True`` so a penalty on it is differentiable w.r.t. D's
-    parameters. Each logit depends on its own seed's packed input alone, so the gradient
-    of the sum over seeds and packs is every logit's own input gradient.
+    Differentiable w.r.t. D's parameters, so a penalty on it trains D. Each logit depends on
+    its own seed's packed input alone, so the gradient of the sum over seeds and packs is
+    every logit's own input gradient. A discriminator with ``input_gradient`` (the shared
+    MLP: :meth:`modecov.nets.StackedMLP.input_gradient`) computes it without autograd's
+    graph through its forward pass; any other is differentiated by autograd with
+    ``create_graph=True``, to the same values.
     """
     S, B, D = x.shape
+    pack = state.variant.pack
+    # The critic sees pack consecutive samples as one input: the norm is over that input.
+    net = getattr(state, "D", None)  # stand-ins in the tests have a critic alone
+    if net is not None:
+        return input_gradient(net, x.detach().reshape(S, B // pack, pack * D))
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(state.critic(x).sum(), x, create_graph=True)
-    # The critic sees pack consecutive samples as one input: the norm is over that input.
-    return grad.reshape(S, B // state.variant.pack, state.variant.pack * D)
+    return grad.reshape(S, B // pack, pack * D)
 
 
 def gradient_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
@@ -38,7 +47,7 @@ def gradient_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     independent. With a packed critic the norm is over each packed input (pack · D).
 
     Args:
-        state: the group's StepState (its ``critic`` and per-seed ``generators``).
+        state: the group's StepState (its ``critic`` and per-seed ``streams``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples (detached).
 
@@ -51,8 +60,8 @@ def gradient_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     """
     S, B, _ = real.shape
     eps = torch.stack(
-        [torch.rand(B, 1, generator=g, dtype=real.dtype) for g in state.generators]
-    ).to(real.device)
+        [torch.rand(B, 1, generator=g, dtype=real.dtype, device=g.device) for g in state.streams]
+    )
     x_hat = eps * real + (1.0 - eps) * fake
     norm = _input_gradient(state, x_hat).norm(dim=-1)
     return (norm - 1.0).square().mean(dim=1)
@@ -122,7 +131,7 @@ def dragan_points(state: StepState, *, real: Tensor) -> Tensor:
     own generator. So ``0 ≤ x̂ − x ≤ c · std(x)`` in every coordinate.
 
     Args:
-        state: the group's StepState (its per-seed ``generators``).
+        state: the group's StepState (its per-seed ``streams``).
         real: (S, B, D) real samples.
 
     Returns:
@@ -130,12 +139,12 @@ def dragan_points(state: StepState, *, real: Tensor) -> Tensor:
     """
     S, B, D = real.shape
     u, alpha = [], []
-    for g in state.generators:
-        u.append(torch.rand(B, D, generator=g, dtype=real.dtype))
-        alpha.append(torch.rand(B, 1, generator=g, dtype=real.dtype))
+    for g in state.streams:
+        u.append(torch.rand(B, D, generator=g, dtype=real.dtype, device=g.device))
+        alpha.append(torch.rand(B, 1, generator=g, dtype=real.dtype, device=g.device))
     std = real.flatten(1).std(dim=1, correction=0)[:, None, None]
-    delta = DRAGAN_SCALE * std * torch.stack(u).to(real.device)
-    return real + torch.stack(alpha).to(real.device) * delta
+    delta = DRAGAN_SCALE * std * torch.stack(u)
+    return real + torch.stack(alpha) * delta
 
 
 def dragan_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
@@ -146,7 +155,7 @@ def dragan_penalty(state: StepState, *, real: Tensor, fake: Tensor) -> Tensor:
     (the weight). With a packed critic the norm is over each packed input (pack · D).
 
     Args:
-        state: the group's StepState (its ``critic`` and per-seed ``generators``).
+        state: the group's StepState (its ``critic`` and per-seed ``streams``).
         real: (S, B, D) real samples.
         fake: (S, B, D) generated samples; unused (DRAGAN looks around real data only).
 

@@ -34,7 +34,12 @@ class StepState(Protocol):
     dtype: torch.dtype
     """Training precision."""
     generators: Sequence[torch.Generator]
-    """One random stream per seed (CPU generators; draws are moved to ``device``)."""
+    """One CPU generator per seed, seeded with the seed alone: initial weights only (networks
+    built by a variant or a dataset draw from these)."""
+    streams: Sequence[torch.Generator]
+    """One random stream per seed on ``device``: every draw inside a step (batches, noise,
+    penalty points) takes ``generator=`` one of these and ``device=`` its device, so no step
+    waits for a CPU draw and its copy. On CPU they are ``generators``, continued."""
     G: Any
     """The seed-batched generator."""
     D: Any

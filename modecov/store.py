@@ -1,22 +1,27 @@
-"""The results store: the only writer of results/<suite>/ (runs, trajectory, manifest).
+"""The results store: the only writer of results/<suite>/ (runs, trajectory, manifest), its
+public readers, and ``atomic_write``, the one way modecov replaces a file.
 
-A group's rows are committed only when the group finishes: each file is rewritten to a
-temporary file, fsynced and renamed over the old one, so a run killed at any moment
-leaves complete rows only. ``runs.csv`` is the commit record: the final samples
-(``samples/<config_id>.npz``) and the trajectory are written first, and trajectory rows or
-sample seeds whose (config_id, seed) has no run row are dropped on the next commit and by
-readers.
+A group's rows are committed only when the group finishes: each file is rewritten by
+``atomic_write`` (a temporary file, fsynced, renamed over the old one, the directory
+fsynced), so a run killed at any moment leaves complete rows only. ``runs.csv`` is the
+commit record: the final samples (``samples/<config_id>.npz``) and the trajectory are
+written first, and trajectory rows or sample seeds whose (config_id, seed) has no run row
+are dropped on the next commit and by readers. Which final samples are kept is decided here
+alone (``samples_kept``); the backends ask before sending outputs back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import math
 import os
 import platform
+import secrets
 import subprocess
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,8 +35,8 @@ from modecov.classifiers.digits import classifier_hash
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.errors import StoreError
+from modecov.metrics import sample_caps
 from modecov.metrics import versions as metric_versions
-from modecov.metrics.distribution import SAMPLE_CAPS
 
 if TYPE_CHECKING:
     from modecov.train import TrainOutput  # annotations only: the store does not need the trainer
@@ -51,9 +56,10 @@ SAMPLES = "samples"
 """Directory of ``<config_id>.npz``: per seed the final samples (float32), the final HQ
 counts per mode and, for 2-D datasets with a discriminator, its output on a grid."""
 MAX_SAMPLES_PER_SEED = 2_500
-MAX_NUMBERS_PER_SEED = 20_000
-"""Caps on the stored samples per seed: 2,500 2-D points, fewer in high dimension (16 in
-1200-D), so the store stays small; the figures only draw 2-D sets."""
+"""Final samples stored per seed, at most."""
+MAX_SAMPLE_DIM = 3
+"""Final samples are stored only for data of at most this dimension: the figures draw 2-D
+sets, and high-dimensional samples would make the store large (and cost a worker's pipe)."""
 
 
 def git_commit() -> str:
@@ -74,20 +80,66 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
+def atomic_write(path: str | Path, content: str | bytes | Callable[[Path], object]) -> Path:
+    """Replace ``path`` so that a crash at any moment leaves the old file or the new one, whole.
+
+    The content goes to a new temporary file beside ``path`` (``.<stem>.<random>.tmp<suffix>``:
+    its own name, so concurrent writers of one path do not mix, and the target's suffix, for
+    writers that infer the format from it), which is flushed and fsynced, renamed over
+    ``path``, and then the directory is fsynced so that the rename itself is durable. On an
+    error the temporary file is removed; a killed process can leave one behind, which no
+    reader looks at.
+
+    Args:
+        path: the file to write; its directory must exist.
+        content: text (written as UTF-8, newlines as given), bytes, or a function that
+            writes the file at the temporary path it is given (``fig.savefig``, ``torch.save``).
+
+    Returns:
+        ``path``.
+
+    Example:
+        ``atomic_write(root / "summary.csv", df.to_csv(index=False))``;
+        ``atomic_write(root / "fig.png", lambda tmp: fig.savefig(tmp, dpi=100))``.
+    """
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        if callable(content):
+            content(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    return path
+
+
+def _temporary(path: Path) -> Path:
+    """Create an empty, new temporary file beside ``path`` (permissions as the umask says)."""
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def _truncated(path: Path) -> bool:
@@ -99,8 +151,18 @@ def _truncated(path: Path) -> bool:
         return fh.read(1) != b"\n"
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
-    """Read a store CSV, refusing one that is unreadable or lacks the key columns."""
+def read_csv(path: str | Path, required: list[str]) -> pd.DataFrame:
+    """Read a CSV the store (or a tool built on it) wrote, refusing a damaged one.
+
+    Args:
+        path: the file; a missing file reads as no rows.
+        required: columns it must have; those of ``KEY`` among them must be filled (and
+            ``seed`` whole numbers). ``config_id`` is read as text.
+
+    Raises:
+        StoreError: truncated, unparsable, lacking a required column, or a malformed key.
+    """
+    path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=required)
     try:
@@ -159,7 +221,7 @@ class Store:
             raise StoreError(f"{self.root} is in use by another modecov run") from None
         try:  # refuse a corrupt store before any work
             self.runs()
-            _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+            read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
         except StoreError:
             self._lock.close()
             raise
@@ -170,13 +232,14 @@ class Store:
             self._lock.close()
 
     def runs(self) -> pd.DataFrame:
-        """The committed run rows."""
-        return _read_csv(self.root / RUNS, KEY + ["dataset", "variant", "status"])
+        """The committed run rows (readers need not enter the store: every file is replaced
+        atomically)."""
+        return read_csv(self.root / RUNS, KEY + ["dataset", "variant", "status"])
 
     def trajectory(self) -> pd.DataFrame:
         """The committed trajectory rows (orphans of uncommitted groups dropped)."""
-        traj = _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
-        return _committed(traj, self.runs())
+        traj = read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+        return committed(traj, self.runs())
 
     def done(self) -> set[tuple[str, int]]:
         """(config_id, seed) pairs already stored."""
@@ -222,8 +285,8 @@ class Store:
         new_runs = pd.DataFrame(_run_rows(out, commit=commit))
         merged = pd.concat([runs, new_runs], ignore_index=True) if len(runs) else new_runs
         merged = merged.drop_duplicates(KEY, keep="last").sort_values(KEY, kind="stable")
-        traj = _read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
-        traj = _committed(traj, runs)
+        traj = read_csv(self.root / TRAJECTORY, TRAJECTORY_COLUMNS)
+        traj = committed(traj, runs)
         # A re-run group (stale rows) replaces its old trajectory whole, not step by step.
         if len(traj):
             mine = pd.MultiIndex.from_frame(traj[KEY].astype({"config_id": str, "seed": int}))
@@ -234,8 +297,8 @@ class Store:
         traj = traj.sort_values(KEY + ["metric", "step"], kind="stable")
         # Samples and trajectory go first: runs.csv is the record that the group is complete.
         self._write_samples(out, runs)
-        _atomic_write(self.root / TRAJECTORY, traj.to_csv(index=False))
-        _atomic_write(self.root / RUNS, merged[_column_order(merged)].to_csv(index=False))
+        atomic_write(self.root / TRAJECTORY, traj.to_csv(index=False))
+        atomic_write(self.root / RUNS, merged[column_order(merged)].to_csv(index=False))
 
     def _write_samples(self, out: TrainOutput, runs: pd.DataFrame) -> None:
         """Merge the group's final samples into samples/<config_id>.npz, atomically; seeds of
@@ -254,32 +317,50 @@ class Store:
         new = {k: v[order] if k in PER_SEED else v for k, v in new.items()}
         folder = self.root / SAMPLES
         folder.mkdir(exist_ok=True)
-        _atomic_write_npz(folder / f"{cfg.config_id}.npz", new)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **new)
+        atomic_write(folder / f"{cfg.config_id}.npz", buf.getvalue())
+
+    def manifest(self) -> dict:
+        """The fields of manifest.json ({} when there is none).
+
+        Raises:
+            StoreError: it is not valid JSON or not a JSON object.
+        """
+        path = self.root / MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StoreError(f"{path} is not valid JSON; move it aside or restore it") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{path} does not hold a JSON object; move it aside or restore it")
+        return data
 
     def write_manifest(self, **fields) -> None:
         """Merge ``fields`` into manifest.json (atomically)."""
-        path = self.root / MANIFEST
-        data = {}
-        if path.exists():
-            try:
-                data = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise StoreError(f"{path} is not valid JSON; move it aside or restore it") from None
-            if not isinstance(data, dict):
-                raise StoreError(f"{path} does not hold a JSON object; move it aside or restore it")
+        data = self.manifest()
         data.update(fields)
-        _atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        atomic_write(self.root / MANIFEST, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 PER_SEED = ("seeds", "samples", "mode_counts", "landscape")
 """Arrays of a samples file with a leading seed axis."""
 
 
+def samples_kept(n: int, dim: int) -> int:
+    """How many of a seed's ``n`` final samples of dimension ``dim`` the store keeps: at most
+    MAX_SAMPLES_PER_SEED, and none above MAX_SAMPLE_DIM. The one place this is decided."""
+    return 0 if dim > MAX_SAMPLE_DIM else min(n, MAX_SAMPLES_PER_SEED)
+
+
 def sample_arrays(out: TrainOutput) -> dict[str, np.ndarray]:
-    """The arrays stored for one group: seeds, capped float32 samples, final HQ counts per
-    mode, the dataset's plot bounds and the discriminator landscape when there is one."""
+    """The arrays stored for one group: seeds, float32 samples (``samples_kept`` per seed,
+    possibly none), final HQ counts per mode, the dataset's plot bounds and the
+    discriminator landscape when there is one."""
     S, N, D = out.samples.shape
-    n = max(1, min(N, MAX_SAMPLES_PER_SEED, MAX_NUMBERS_PER_SEED // D))
+    n = samples_kept(N, D)
     arrays = {
         "seeds": np.asarray(out.config.seeds, dtype=np.int64),
         "samples": out.samples[:, :n].float().numpy(),
@@ -296,16 +377,6 @@ def _compatible(old: dict, new: dict) -> bool:
     return set(old) == set(new) and all(
         old[k].shape[1:] == new[k].shape[1:] for k in PER_SEED if k in new
     )
-
-
-def _atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez_compressed through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_samples(
@@ -374,8 +445,9 @@ def _implementation_change(row: pd.Series, cfg: RunConfig) -> str:
     return "; ".join(parts)
 
 
-def _committed(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Trajectory rows whose (config_id, seed) has a committed run row."""
+def committed(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``traj`` (any frame with the ``KEY`` columns) whose (config_id, seed) has
+    a committed run row in ``runs``."""
     if traj.empty:
         return traj
     keys = pd.MultiIndex.from_frame(runs[KEY].astype({"config_id": str, "seed": int}))
@@ -428,7 +500,7 @@ def _trajectory_rows(out: TrainOutput) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _column_order(df: pd.DataFrame) -> list[str]:
+def column_order(df: pd.DataFrame) -> list[str]:
     """Key and config first, metrics in the middle, run info and provenance last."""
     config = [f for f in RunConfig.__dataclass_fields__ if f not in ("seeds", "device")]
     head = [c for c in KEY + config if c in df.columns]
@@ -439,14 +511,15 @@ def _column_order(df: pd.DataFrame) -> list[str]:
 
 def machine() -> dict:
     """Provenance of the machine and software for the manifest, with the samples per side
-    each distribution metric reads (sample counts are provenance)."""
+    each capped metric reads (sample counts are provenance; the key predates the capped
+    samples metrics)."""
     return {
         "modecov_version": modecov.__version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
-        "distribution_sample_caps": dict(SAMPLE_CAPS),
+        "distribution_sample_caps": sample_caps(),
         # The shipped network that defines stacked_digits' modes, as FID names its Inception.
         "digits_classifier_sha256": classifier_hash(),
     }

@@ -1,26 +1,32 @@
-"""train(cfg) -> TrainOutput: all seeds of one group trained at once, no file I/O.
+"""fit(cfg) -> Fitted: all seeds of one group trained at once, no file I/O and no metric.
+
+Training produces samples (at every snapshot, at the end, and the large final set),
+the discriminator landscape and the losses; ``modecov.evaluate`` turns them into scores
+(``evaluate.train`` runs both stages and is what the backends call).
 
 Every weight has a leading seed axis; the loss is the batch mean summed over seeds and
-no operation mixes seeds, so seed s follows its independent run. Seed s's weights and
-its data and noise stream come from ``torch.Generator().manual_seed(s)`` alone; the
+no operation mixes seeds, so seed s follows its independent run. Seed s's weights come
+from ``torch.Generator().manual_seed(s)`` alone, and so does its data and noise stream
+(on CPU that generator continued; on an accelerator a generator there, seeded with s); the
 evaluation noise comes from its own generator (``eval_seed``), shared by all seeds.
+
+A step never waits on the device (DESIGN §9): it draws from the per-seed streams on the
+training device, divergence is tracked in device tensors, and losses, divergence and
+scores come back to the host only at snapshots.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from modecov import metrics
 from modecov.config import RunConfig
 from modecov.data import DATASETS, Dataset
-from modecov.device import device_name, resolve
-from modecov.metrics.distribution import SAMPLE_CAPS
+from modecov.device import random_streams, resolve
 from modecov.nets import StackedMLP
 from modecov.optim import Adam, RMSprop
 from modecov.steps import standard_step
@@ -28,13 +34,29 @@ from modecov.variants.base import Variant
 
 log = logging.getLogger(__name__)
 
-TRAJECTORY_METRICS = ("modes",)
-"""Samples metrics scored at every snapshot (cheap: nearest-mode assignment only)."""
+
+@dataclass
+class Fitted:
+    """What one group's training produced, per seed, before any scoring."""
+
+    samples: Tensor
+    """(S, N, D) final evaluation samples (G on the evaluation noise), on the device."""
+    large: Tensor
+    """(S, N_large, D) the large final set of the distribution metrics, on the device."""
+    status: list[str]
+    """Per seed: ``ok`` or ``diverged``."""
+    diverged_step: list[int | None]
+    """Per seed: the step at which it was frozen, or None."""
+    device: torch.device
+    losses: dict[str, list[Tensor]] = field(default_factory=dict)
+    """Loss name -> per-snapshot (S,) values."""
+    landscape: Tensor | None = None
+    """As ``TrainOutput.landscape``."""
 
 
 @dataclass
 class TrainOutput:
-    """What one group's training produced, per seed."""
+    """What one group's training produced, per seed, and its scores (``evaluate.train``)."""
 
     config: RunConfig
     final: dict[str, Tensor]
@@ -59,6 +81,10 @@ class TrainOutput:
     """(S, L, L) final discriminator output on ``landscape_grid`` (row i: y_i, column j: x_j)
     for 2-D datasets and variants whose D judges one sample (``Variant.landscape``); else
     None."""
+
+
+NOT_DIVERGED = -1
+"""``TrainState.diverged_at`` of a seed still alive."""
 
 
 class TrainState:
@@ -88,8 +114,12 @@ class TrainState:
             self.nets.update(variant.extra_nets(self, self.generators))
         spec = _optimizer(variant, cfg)
         self.optims = {name: spec.build(net.params) for name, net in self.nets.items()}
+        # After every initial weight is drawn: on CPU the streams continue these generators.
+        self.streams = random_streams(cfg.seeds, device, self.generators)
         self.alive = torch.ones(S, dtype=torch.bool, device=device)
-        self.diverged_step: list[int | None] = [None] * S
+        self.diverged_at = torch.full((S,), NOT_DIVERGED, dtype=torch.long, device=device)
+        """(S,) step at which each seed was frozen, or ``NOT_DIVERGED``."""
+        self._logged: set[int] = set()
         self.step = 0
 
     @property
@@ -103,16 +133,17 @@ class TrainState:
         """(S, B · m, D) real samples, one batch per seed from its own stream; consecutive
         draws are independent, so every run of m of them is a real pack."""
         n = self.draws
-        x = torch.stack([self.data.sample(n, g, dtype=self.dtype) for g in self.generators])
-        return x.to(self.device)
+        return torch.stack([self.data.sample(n, g, dtype=self.dtype) for g in self.streams])
 
     def noise(self) -> Tensor:
         """(S, B · m, Z) standard normal latent draws, one batch per seed from its own stream."""
         shape = (self.draws, self.cfg.z_dim)
-        z = torch.stack(
-            [torch.randn(shape, generator=g, dtype=self.dtype) for g in self.generators]
+        return torch.stack(
+            [
+                torch.randn(shape, generator=g, dtype=self.dtype, device=g.device)
+                for g in self.streams
+            ]
         )
-        return z.to(self.device)
 
     def critic(self, x: Tensor, params: Tensor | None = None) -> Tensor:
         """Discriminator logits (S, N / m, 1) on (S, N, D) samples: each run of m = ``pack``
@@ -142,12 +173,22 @@ class TrainState:
             self.optims[n].step(grad, self.alive)
 
     def _freeze(self, bad: Tensor) -> None:
-        newly = bad & self.alive
-        if bool(newly.any()):
-            for s in torch.nonzero(newly).flatten().tolist():
-                self.diverged_step[s] = self.step
-                log.warning("seed %d diverged at step %d; frozen", self.cfg.seeds[s], self.step)
-            self.alive &= ~newly
+        """Freeze the seeds where ``bad`` (S,) is True and note the step, on the device."""
+        self.diverged_at.masked_fill_(bad & self.alive, self.step)
+        self.alive &= ~bad
+
+    @property
+    def diverged_step(self) -> list[int | None]:
+        """Per seed: the step at which it was frozen, or None. Reads the device: outside
+        steps only."""
+        return [None if s == NOT_DIVERGED else s for s in self.diverged_at.tolist()]
+
+    def log_divergence(self) -> None:
+        """Log each seed frozen since the last call. Reads the device: at snapshots only."""
+        for i, step in enumerate(self.diverged_step):
+            if step is not None and i not in self._logged:
+                self._logged.add(i)
+                log.warning("seed %d diverged at step %d; frozen", self.cfg.seeds[i], step)
 
 
 def _optimizer(variant: Variant, cfg: RunConfig):
@@ -230,107 +271,75 @@ LARGE_SAMPLER_SEEDS = 1 << 32
 from its small set (seed s) and from the evaluation streams."""
 
 
-def large_eval_set(cfg: RunConfig, data: Dataset, st: TrainState | None) -> tuple[Tensor, Tensor]:
-    """The large final sample set of the distribution metrics and a real set of its size.
-
-    N = min(``cfg.n_eval_large``, the largest ``SAMPLE_CAPS``): no metric reads more.
-
-    Args:
-        cfg: the group.
-        data: its dataset.
-        st: the trained state, or None for a reference sampler.
-
-    Returns:
-        (S, N, D) generated samples (from large-set noise, stream 1, or the sampler) and
-        (N, D) float64 true samples from their own stream (3).
-    """
-    n = min(cfg.n_eval_large, max(SAMPLE_CAPS.values()))
+def large_samples(cfg: RunConfig, data: Dataset, st: TrainState | None, n: int) -> Tensor:
+    """(S, N, D) the large final sample set of the distribution metrics: G on the large-set
+    noise (evaluation stream 1), or for a reference sampler (``st`` None) its own draws."""
     if st is None:
         gens = [torch.Generator().manual_seed(LARGE_SAMPLER_SEEDS + s) for s in cfg.seeds]
-        fake = torch.stack([cfg.spec.sampler(data, n, g) for g in gens])
-    else:
-        fake = generate(st, eval_noise(cfg, n, stream=1))
-    real = data.sample(n, eval_generator(cfg, 3), dtype=torch.float64)
-    return fake, real.to(fake.device)
+        return torch.stack([cfg.spec.sampler(data, n, g) for g in gens])
+    return generate(st, eval_noise(cfg, n, stream=1))
 
 
-def train(
-    cfg: RunConfig, *, callback: Callable[[TrainState, dict], None] | None = None
-) -> TrainOutput:
-    """Train (or, for reference samplers, sample) every seed of ``cfg`` and score them.
+def fit(
+    cfg: RunConfig,
+    *,
+    on_snapshot: Callable[[int, Tensor], None],
+    n_large: int,
+    callback: Callable[[TrainState, dict], None] | None = None,
+) -> Fitted:
+    """Train (or, for reference samplers, sample) every seed of ``cfg``.
 
     Args:
         cfg: the group; its ``seeds`` are trained together.
+        on_snapshot: called as ``on_snapshot(step, samples)`` with the (S, N, D) evaluation
+            samples at step 0, every ``eval_every`` steps and at the end (the evaluation
+            stage scores them).
+        n_large: samples per seed of the large final set.
         callback: called as ``callback(state, losses)`` after every step (movies, tests).
 
     Returns:
-        The final scores, the trajectory and the final samples, per seed.
+        The final samples, the large set, status, losses and landscape, per seed.
     """
-    start = time.perf_counter()
     device = resolve(cfg.device)
     data = DATASETS[cfg.dataset]
     variant = cfg.spec
     S = len(cfg.seeds)
-    real = real_reference(cfg, data, cfg.n_eval).to(device)  # metrics run where training does
-
-    snap_steps: list[int] = []
-    snap_counts: list[Tensor] = []
-    snap_scores: list[dict[str, Tensor]] = []
-
-    def snapshot(step: int, fake: Tensor) -> None:
-        snap_steps.append(step)
-        snap_counts.append(metrics.mode_counts(fake=fake, data=data))
-        snap_scores.append(
-            metrics.score_samples(fake=fake, real=real, data=data, names=TRAJECTORY_METRICS)
-        )
-
     losses: dict[str, list[Tensor]] = {}
     if variant.sampler is not None:
         samples = torch.stack(
             [variant.sampler(data, cfg.n_eval, torch.Generator().manual_seed(s)) for s in cfg.seeds]
         ).to(device)
-        snapshot(0, samples)
-        status, diverged = ["ok"] * S, [None] * S
-        landscape = None
-    else:
-        st = TrainState(cfg, data, variant, device)
-        step_fn = variant.step or standard_step
-        z_eval = eval_noise(cfg, cfg.n_eval)
-        samples = generate(st, z_eval)
-        snapshot(0, samples)
-        out: dict[str, Tensor] = {}
-        for st.step in range(1, cfg.steps + 1):
-            out = step_fn(st)
-            if callback is not None:
-                callback(st, out)
-            if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
-                # The last snapshot's samples are the final samples (same G, same noise).
-                samples = generate(st, z_eval)
-                snapshot(st.step, samples)
-                for k, v in out.items():
-                    losses.setdefault(k, []).append(v.cpu())
-        status = ["ok" if bool(a) else "diverged" for a in st.alive.cpu()]
-        diverged = st.diverged_step
-        landscape = d_landscape(st)
-    steps = torch.tensor(snap_steps)
-    counts = torch.stack(snap_counts)
-    traj = {k: torch.stack([s[k] for s in snap_scores]) for k in snap_scores[0]}
-
-    final = metrics.score_samples(fake=samples, real=real, data=data)
-    final.update(metrics.score_trajectory(steps=steps, counts=counts, data=data))
-    fake_large, real_large = large_eval_set(cfg, data, None if variant.sampler else st)
-    final.update(metrics.score_distribution(fake=fake_large, real=real_large, data=data))
-    return TrainOutput(
-        config=cfg,
-        final={k: v.detach().cpu() for k, v in final.items()},
-        steps=steps,
-        trajectory={k: v.detach().cpu() for k, v in traj.items()},
-        counts=counts.cpu(),
-        status=status,
-        diverged_step=diverged,
-        samples=samples.detach().cpu(),
-        wall_time=time.perf_counter() - start,
-        device=device_name(device),
+        on_snapshot(0, samples)
+        return Fitted(
+            samples=samples,
+            large=large_samples(cfg, data, None, n_large).to(device),
+            status=["ok"] * S,
+            diverged_step=[None] * S,
+            device=device,
+        )
+    st = TrainState(cfg, data, variant, device)
+    step_fn = variant.step or standard_step
+    z_eval = eval_noise(cfg, cfg.n_eval).to(device)
+    samples = generate(st, z_eval)
+    on_snapshot(0, samples)
+    out: dict[str, Tensor] = {}
+    for st.step in range(1, cfg.steps + 1):
+        out = step_fn(st)
+        if callback is not None:
+            callback(st, out)
+        if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
+            # The last snapshot's samples are the final samples (same G, same noise).
+            samples = generate(st, z_eval)
+            on_snapshot(st.step, samples)
+            for k, v in out.items():
+                losses.setdefault(k, []).append(v.cpu())
+            st.log_divergence()
+    return Fitted(
+        samples=samples,
+        large=large_samples(cfg, data, st, n_large),
+        status=["ok" if bool(a) else "diverged" for a in st.alive.cpu()],
+        diverged_step=st.diverged_step,
+        device=device,
         losses=losses,
-        landscape=landscape,
+        landscape=d_landscape(st),
     )

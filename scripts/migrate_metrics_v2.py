@@ -41,8 +41,8 @@ from modecov.store import (
     RUNS,
     TRAJECTORY,
     Store,
-    _atomic_write,
-    _column_order,
+    atomic_write,
+    column_order,
     implementation,
     read_samples,
 )
@@ -128,8 +128,8 @@ def migrate(root: Path) -> None:
                 runs.at[idx, key] = value
             migrated += 1
     with Store(root):
-        _atomic_write(root / TRAJECTORY, traj.to_csv(index=False))
-        _atomic_write(root / RUNS, runs[_column_order(runs)].to_csv(index=False))
+        atomic_write(root / TRAJECTORY, traj.to_csv(index=False))
+        atomic_write(root / RUNS, runs[column_order(runs)].to_csv(index=False))
     left = len(runs) - migrated
     print(f"{root}: {migrated} rows re-scored; {left} rows left stale for --rerun-stale")
 

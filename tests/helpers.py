@@ -1,8 +1,12 @@
-"""Helpers shared by the tests: the CLI in-process, file digests, a recording network."""
+"""Helpers shared by the tests: the CLI in-process, file digests, a recording network, a
+worker that dies."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+import signal
 from pathlib import Path
 
 from torch import Tensor
@@ -105,3 +109,25 @@ def layout_problems(fig) -> list[str]:
             if place[id(a)] != place[id(b)] and clash(tight[id(a)], tight[id(b)]):
                 problems.append(f"axes {a.get_title()!r} overlaps axes {b.get_title()!r}")
     return problems
+
+
+class KillWorker:
+    """A backends ``before_group`` hook (picklable): the process about to run ``group``
+    (``variant/dataset``) kills itself with SIGKILL, a stand-in for an out-of-memory kill, on
+    that group's first ``times`` attempts. Every call, in whichever process, leaves a file in
+    ``log``; ``calls()`` reads them back."""
+
+    def __init__(self, group: str, log: Path, times: int = 1) -> None:
+        self.group, self.log, self.times = group, str(log), times
+        Path(log).mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, cfg, attempt: int) -> None:
+        name = f"{cfg.variant}~{cfg.dataset}~{attempt}~{os.getpid()}~{secrets.token_hex(4)}"
+        Path(self.log, name).touch()
+        if f"{cfg.variant}/{cfg.dataset}" == self.group and attempt < self.times:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def calls(self) -> list[tuple[str, int]]:
+        """``(variant/dataset, attempt)`` of every call so far, sorted."""
+        parts = [p.name.split("~") for p in Path(self.log).iterdir()]
+        return sorted((f"{v}/{d}", int(a)) for v, d, a, *_ in parts)

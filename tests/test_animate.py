@@ -13,7 +13,8 @@ from PIL import Image
 from modecov import animate as movie
 from modecov.config import RunConfig
 from modecov.errors import ConfigError
-from modecov.train import d_landscape, train
+from modecov.evaluate import train
+from modecov.train import d_landscape
 
 TINY = dict(steps=8, eval_every=8, n_eval=100, n_eval_large=100, batch_size=32, hidden=16)
 

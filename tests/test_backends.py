@@ -71,3 +71,20 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_before_group_is_called_where_each_group_runs_with_its_attempt():
+    from modecov import backends
+    from modecov.config import grid_configs
+
+    configs = grid_configs(variants=("gan",), datasets=("ring8", "grid25"), references=False,
+                           steps=2, eval_every=1, hidden=8, batch_size=16, n_eval=50,
+                           n_eval_large=50)  # fmt: skip
+    calls = []
+
+    def record(cfg, attempt: int) -> None:
+        calls.append((cfg.dataset, attempt))
+
+    done = list(backends.run_local(configs, workers=1, before_group=record))
+    assert calls == [("ring8", 0), ("grid25", 0)]
+    assert [i for i, _ in done] == [0, 1]

@@ -61,7 +61,7 @@ def test_pairwise_gradient_penalty_on_a_linear_pair_critic():
         return code.expand(-1, -1, 2) * 0.0 + shift[:, None]
 
     gens = [torch.Generator().manual_seed(s) for s in range(S)]
-    st = SimpleNamespace(D=D, G=G, generators=gens)
+    st = SimpleNamespace(D=D, G=G, streams=gens)
     real = torch.randn(S, B, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     code = torch.randn(S, B, 1, dtype=torch.float64)
     got = pairwise_gradient_penalty(st, real=real, code=code)
@@ -83,7 +83,7 @@ def test_pairwise_gradient_penalty_known_answer():
     def G(code):
         return torch.zeros(*code.shape[:2], 2, dtype=torch.float64)
 
-    st = SimpleNamespace(D=D, G=G, generators=[torch.Generator().manual_seed(0)])
+    st = SimpleNamespace(D=D, G=G, streams=[torch.Generator().manual_seed(0)])
     real = torch.tensor([[[1.0, 0.0], [0.5, 0.0], [7.0, 0.0]]], dtype=torch.float64)
     got = pairwise_gradient_penalty(st, real=real, code=torch.zeros(1, 3, 1).double())
     torch.testing.assert_close(got, torch.tensor([20.0]).double().sqrt(), rtol=1e-12, atol=0)

@@ -51,7 +51,8 @@ def test_every_cited_key_is_in_references_bib():
     ["zhao2017energy", "donahue2017adversarial", "dumoulin2017adversarially", "sharma2018no",
      "srivastava2017veegan", "salimans2016improved", "miyato2018spectral",
      "naeem2020reliable", "kynkaanniemi2019improved", "heusel2017gans", "che2017mode",
-     "dziugaite2015training", "agarwal2021deep"],
+     "dziugaite2015training", "agarwal2021deep", "binkowski2018demystifying",
+     "friedman2023vendi", "jalali2023information", "richardson2018gans"],
 )  # fmt: skip
 def test_methods_named_in_the_design_are_in_references_bib(key):
     assert key in bib_entries()

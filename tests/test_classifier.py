@@ -136,7 +136,7 @@ def test_retraining_reaches_97_percent_and_writes_a_loadable_file(tmp_path, capl
     assert meta["recipe"] == digits.RECIPE and meta["torch"] == torch.__version__
     # Equal weights give equal bytes (no timestamps), so the file is a function of the weights.
     assert digits.encode_weights(params, meta) == blob
-    assert not list(out.parent.glob("*.tmp"))
+    assert not list(out.parent.glob(".*tmp*"))
     assert os.stat(out).st_mode & 0o044 == 0o044, "readable by all, like the rest of the package"
 
 
@@ -178,7 +178,7 @@ def test_cache_round_trips_and_refuses_damaged_files(tmp_path, damage):
     params = init_params(digits.SHAPES, gen(0))
     path = tmp_path / "nested" / "dir" / "c.pt"
     cache.write_cache(path, "key", params)
-    assert not list(path.parent.glob("*.tmp")), "the temporary file is renamed, not left"
+    assert not list(path.parent.glob(".*tmp*")), "the temporary file is renamed, not left"
     back = cache.read_cache(path, "key", digits.SHAPES)
     assert all(torch.equal(back[k], v) for k, v in params.items())
     assert cache.read_cache(path, "other key", digits.SHAPES) is None

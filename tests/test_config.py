@@ -252,6 +252,12 @@ def test_core_suite_runs_every_variant_on_the_four_core_sets():
     assert long and long < {c.variant for c in validation}
 
 
+def test_quick_suite_is_every_variant_on_the_core_sets_with_fewer_seeds_and_steps():
+    quick, core = suite("quick"), suite("core")
+    assert {(c.variant, c.dataset) for c in quick} == {(c.variant, c.dataset) for c in core}
+    assert all(len(c.seeds) == 3 and c.steps < 5_000 for c in quick)
+
+
 def test_optim_suite_compares_two_adam_settings_on_spiral_and_ring8():
     configs = suite("optim")
     trained = [c for c in configs if c.variant == "nsgan"]

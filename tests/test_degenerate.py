@@ -37,6 +37,7 @@ from modecov.metrics import (
     score_trajectory,
 )
 from modecov.metrics.distribution import K_NEIGHBOURS, sliced_directions
+from modecov.metrics.ndb import ndb_cells
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("true", "far", "x1e30", "x1e300", "point1e30", "repeat")
@@ -85,6 +86,32 @@ REWARDED = (
         "furthest that way: samples scaled away from heavy_center score like a sampler spread "
         "evenly over its 8 ring modes (IS 8, the true sampler 1.7); the MODE score, which "
         "compares p(k) with w, does not reward them",
+    ),
+    Rewarded(
+        outputs=("vendi", "vendi_norm", "rke"),
+        sets=("x1e30", "x1e300"),
+        reason="Vendi and RKE count distinct samples at a bandwidth fixed by the data (the "
+        "dataset's kernel_scale or the real set's median distance): samples spread over a "
+        "huge region are pairwise kernel-orthogonal, so K = I and VS = RKE = N, their maximum; "
+        "they measure diversity, not quality (a set shifted away from the data ties with it)",
+    ),
+    Rewarded(
+        outputs=("kid",),
+        sets=("x1e30",),
+        reason="KID is an unbiased MMD² estimate, so it can be negative: for samples spread "
+        "over a huge region its fake term is scale^6 times an estimate of the squared third "
+        "moment, which for a point-symmetric set (ring8, grid25) is 0 in expectation and of "
+        "either sign, so KID is hugely negative (torchmetrics' poly_mmd gives the same)",
+    ),
+    Rewarded(
+        outputs=("kid",),
+        sets=("repeat",),
+        datasets=("gauss1200",),
+        reason="KID's cubic kernel compares only moments up to the third of a . b / D, and on "
+        "gauss1200 (offsets up to 13 on every coordinate, kernel values up to 5e6) its "
+        "estimate from 60 samples has a standard error (~3e4 over seeds of the true sampler, "
+        "from -1.2e4 to 9.4e4) above the KID of one real point repeated (1.6e4): this true "
+        "draw scores 3.2e4",
     ),
     Rewarded(
         outputs=("hop_tv", "dominant_switches", "modes_lost"),
@@ -439,6 +466,101 @@ def test_a_seed_spanning_normal_and_huge_values():
         assert math.isfinite(out[key][0]) and math.isnan(out[key][1]), key
     for key in ("w2", "sliced_w2"):
         assert 1e298 < out[key][1] < 1e301, key
+
+
+# Kernel metrics and NDB against extended-precision references
+
+
+def bandwidth(data: Dataset, real: np.ndarray) -> float:
+    """The dataset's kernel_scale, else the median distance between distinct real samples."""
+    if data.kernel_scale is not None:
+        return data.kernel_scale
+    return float(np.median(np.sqrt(sqdist(real, real)[np.triu_indices(len(real), 1)])))
+
+
+def vendi_rke_reference(x: np.ndarray, h: float) -> tuple[float, float]:
+    """exp(-sum lambda log lambda) and 1 / sum lambda^2 over the eigenvalues of K / N, K from
+    np.longdouble distances (a distance beyond the float64 range has kernel 0)."""
+    k = np.exp(-sqdist(x, x) / (2 * h * h)).astype(np.float64)
+    lam = np.clip(np.linalg.eigvalsh(k / len(k)), 0.0, None)
+    return math.exp(-scipy.special.xlogy(lam, lam).sum()), 1.0 / (lam**2).sum()
+
+
+def kid_reference(fake: np.ndarray, real: np.ndarray) -> float:
+    """Unbiased MMD² with (a . b / D + 1)^3 in np.longdouble (1e300 cubed fits); NaN beyond
+    the float64 range."""
+    f, x = fake.astype(np.longdouble), real.astype(np.longdouble)
+    d = f.shape[1]
+
+    def pairs(a, b):
+        return (a @ b.T / d + 1) ** 3
+
+    n, m = len(f), len(x)
+    kff, kxx = pairs(f, f), pairs(x, x)
+    value = (kff.sum() - np.trace(kff)) / (n * (n - 1))
+    value += (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) - 2 * pairs(f, x).mean()
+    return float(value) if abs(value) <= np.finfo(np.float64).max else math.nan
+
+
+@pytest.mark.parametrize("data", BUNDLED_DATASETS)
+def test_kernel_metrics_give_their_definition(data):
+    c = case(data.name)
+    real = c.real.numpy()
+    h = bandwidth(data, real)
+    real_vs, _ = vendi_rke_reference(real, h)
+    n = len(real)
+    for name, x in c.sets.items():
+        if name == "x1e300" and not WIDE:
+            continue
+        fake = x.numpy()
+        if name in SCALED:  # every pair ~1e28 h apart or more: K = I
+            vs = rke = float(n)
+        elif name in ("point1e30", "repeat"):  # one point: K = ones
+            vs = rke = 1.0
+        else:
+            vs, rke = vendi_rke_reference(fake, h)
+        check(c.scores["vendi"][name], vs, ("vendi", name), rel=1e-9)
+        check(c.scores["vendi_norm"][name], vs / real_vs, ("vendi_norm", name), rel=1e-9)
+        check(c.scores["rke"][name], rke, ("rke", name), rel=1e-9)
+        check(c.scores["kid"][name], kid_reference(fake, real), ("kid", name), rel=1e-9)
+    assert c.scores["vendi"]["far"] == pytest.approx(c.scores["vendi"]["true"], rel=1e-12)
+    assert math.isnan(c.scores["kid"]["x1e300"])  # ~1e1800: beyond float64, never inf
+
+
+def ndb_reference(fake: np.ndarray, centres: np.ndarray, shares: np.ndarray, n_real: int):
+    """(ndb, ndb_jsd) of one fake set against the cells: nearest centre by np.longdouble
+    distances (far from every centre, by |c|^2 - 2 x . c, where |x - c|^2 loses c to
+    rounding), the pooled two-proportion z-test at 0.05 and JS divergence in nats."""
+    c, x = centres.astype(np.longdouble), fake.astype(np.longdouble)
+    if np.abs(x).max() > 1e6 * np.abs(c).max():
+        score = (c**2).sum(-1) - 2 * x @ c.T
+    else:
+        score = sqdist(x, c)
+    p2 = np.bincount(np.argmin(score, 1), minlength=len(c)) / len(x)
+    p1, n2 = shares, len(x)
+    pooled = (p1 * n_real + p2 * n2) / (n_real + n2)
+    with np.errstate(invalid="ignore"):
+        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n_real + 1 / n2))
+    different = np.abs(z) > scipy.stats.norm.ppf(1 - 0.05 / 2)  # NaN (0 / 0) is not
+    return float(different.sum()), float(jensenshannon(p1, p2) ** 2)
+
+
+@pytest.mark.parametrize("data", BUNDLED_DATASETS)
+def test_ndb_gives_its_definition(data):
+    c = case(data.name)
+    cells = ndb_cells(c.real)
+    if len(np.unique(c.real.numpy(), axis=0)) < 100:  # 60 samples in high dimension
+        assert cells is None
+        for name in SETS:
+            assert math.isnan(c.scores["ndb"][name]) and math.isnan(c.scores["ndb_jsd"][name])
+        return
+    centres, shares = (t.numpy() for t in cells)
+    for name, x in c.sets.items():
+        if name == "x1e300" and not WIDE:
+            continue
+        ndb, jsd = ndb_reference(x.numpy(), centres, shares, len(c.real))
+        check(c.scores["ndb"][name], ndb, ("ndb", name), rel=0)
+        check(c.scores["ndb_jsd"][name], jsd, ("ndb_jsd", name), rel=1e-12, abs_=1e-15)
 
 
 # Trajectory metrics of a generator stuck on one set

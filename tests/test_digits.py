@@ -18,9 +18,10 @@ from modecov.config import RunConfig, conv_variants, grid_configs, suite
 from modecov.convnets import G_INIT_GAIN, StackedConvD, StackedConvG
 from modecov.data import DATASETS
 from modecov.errors import ConfigError
+from modecov.evaluate import train
 from modecov.metrics import score_samples
 from modecov.metrics.frechet import frechet
-from modecov.train import TrainState, train
+from modecov.train import TrainState
 from modecov.variants import VARIANTS
 
 DATA = DATASETS["stacked_digits"]

@@ -18,10 +18,10 @@ from scipy.spatial.distance import cdist, pdist
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.errors import ConfigError
+from modecov.evaluate import train
 from modecov.metrics import METRICS, score_distribution, score_samples
 from modecov.metrics import distribution as dist
 from modecov.metrics.frechet import frechet
-from modecov.train import train
 
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 DIST_KEYS = {k for m in METRICS.values() if m.kind == "distribution" for k in m.outputs}
@@ -382,8 +382,8 @@ def test_large_set_size_follows_the_config_up_to_the_largest_cap(monkeypatch):
         seen.append((tuple(fake.shape), tuple(real.shape)))
         return {}
 
-    monkeypatch.setattr("modecov.train.metrics.score_distribution", spy)
+    monkeypatch.setattr("modecov.evaluate.metrics.score_distribution", spy)
     train(tiny("true_sampler", n_eval_large=50))
-    monkeypatch.setattr("modecov.train.SAMPLE_CAPS", {"w2": 40})
+    monkeypatch.setattr("modecov.evaluate.metrics.sample_caps", lambda kind=None: {"w2": 40})
     train(tiny("true_sampler", n_eval_large=50))
     assert seen == [((2, 50, 2), (50, 2)), ((2, 40, 2), (40, 2))]

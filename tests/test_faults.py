@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import os
 import random
@@ -18,10 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import cli
+from helpers import KillWorker, cli
 
 from modecov import backends, progress
-from modecov.backends import CRASH_ENV
 from modecov.store import KEY, RUNS, TRAJECTORY, Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,8 @@ PAUSE = 0.1
 """Seconds each store write waits between its temporary file and the rename: the zygote
 slows the store's ``os.replace`` (patched from the test's side, in that process alone), so
 that kills land inside commits."""
-COMMIT_TMP = (f".{TRAJECTORY}.tmp", f".{RUNS}.tmp")
+COMMIT_TMP = tuple(f".{Path(name).stem}.*.tmp{Path(name).suffix}" for name in (TRAJECTORY, RUNS))
+"""Glob patterns of the temporary files of a commit's CSVs (``store.atomic_write``)."""
 
 # Importing torch, pandas and modecov takes seconds per process on a loaded 2-core machine,
 # 20 times over: a zygote imports them once and forks one `modecov run` per attempt. Each
@@ -121,12 +122,13 @@ def zygote(tmp_path_factory):
 def _fresh_commit_tmp(root: Path, since: float) -> list[str]:
     """The commit temporary files written after ``since`` (time.time()) that still exist."""
     found = []
-    for name in COMMIT_TMP:
-        try:
-            if (root / name).stat().st_mtime >= since:
-                found.append(name)
-        except FileNotFoundError:
-            pass
+    for pattern in COMMIT_TMP:
+        for path in root.glob(pattern):
+            try:
+                if path.stat().st_mtime >= since:
+                    found.append(path.name)
+            except FileNotFoundError:
+                pass
     return found
 
 
@@ -250,23 +252,33 @@ def _same_runs(got: Path, want: Path) -> None:
     assert (got / TRAJECTORY).read_bytes() == (want / TRAJECTORY).read_bytes()
 
 
+def _inject(monkeypatch, hook: KillWorker) -> None:
+    """Give `modecov run`'s local backend the ``before_group`` hook (from the driver's side)."""
+    monkeypatch.setattr(backends, "run_local", functools.partial(backends.run_local,
+                                                                 before_group=hook))  # fmt: skip
+
+
 def test_a_local_worker_that_dies_only_reruns_its_group(
     tmp_path, capsys, monkeypatch, smoke_reference
 ):
-    monkeypatch.setenv(CRASH_ENV, "nsgan/ring8")
+    hook = KillWorker("nsgan/ring8", tmp_path / "calls")
+    _inject(monkeypatch, hook)
     # Progress bars as on a terminal: the group bars show that steps come from the workers.
     monkeypatch.setattr(progress, "choose_mode", lambda **_: "bars")
     args = [a for a in SMOKE if a != "--quiet"]
     rc, _, err = cli(capsys, *args, "--workers", "2", "--out", tmp_path / "store")
     assert rc == 0, err
     _same_runs(tmp_path / "store", smoke_reference)
+    calls = hook.calls()
+    assert ("nsgan/ring8", 0) in calls and ("nsgan/ring8", 1) in calls  # killed, then re-run
+    assert max(a for _, a in calls) == 1  # groups that shared the broken pool ran again as is
     assert re.search(r"\bgan on ring8: +\d+%", err) and re.search(r"nsgan on ring8: +\d+%", err)
     assert "suite 4/4 groups: 100%" in err
 
 
 def test_a_local_worker_that_keeps_dying_ends_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(backends, "MAX_RETRIES", 0)
-    monkeypatch.setattr(backends, "_doomed", lambda cfg, attempt: cfg.variant == "nsgan")
+    _inject(monkeypatch, KillWorker("nsgan/ring8", tmp_path / "calls", times=99))
     rc, out, err = cli(capsys, *SMOKE, "--workers", "2", "--out", tmp_path / "store")
     assert rc == 2 and out == "" and "Traceback" not in err
     assert err.splitlines() == [

@@ -19,10 +19,11 @@ import modecov.store as store_mod
 from modecov import report
 from modecov.config import TOY_CORE, RunConfig, grid_configs
 from modecov.data import DATASETS
+from modecov.evaluate import train
 from modecov.report import figures
 from modecov.report.style import style
 from modecov.store import RUNS, SAMPLES, TRAJECTORY, Store, read_samples, sample_arrays
-from modecov.train import LANDSCAPE_RESOLUTION, landscape_grid, train
+from modecov.train import LANDSCAPE_RESOLUTION, landscape_grid
 from modecov.variants import REFERENCES, VARIANTS
 
 VARIANTS_HERE = ("gan", "pacgan2", "gmmn")
@@ -269,11 +270,14 @@ def test_samples_file_holds_capped_samples_counts_and_landscape(built, outputs):
             assert np.isfinite(arrays["landscape"]).all()
 
 
-def test_high_dimensional_samples_are_capped_by_numbers_per_seed(outputs):
+def test_final_samples_are_kept_in_low_dimension_only(outputs):
     out = outputs[0]
+    many = type(out)(**{**out.__dict__, "samples": torch.zeros(2, 3_000, 2)})
+    assert sample_arrays(many)["samples"].shape == (2, store_mod.MAX_SAMPLES_PER_SEED, 2)
     big = type(out)(**{**out.__dict__, "samples": torch.zeros(2, 2_500, 1_200)})
-    arrays = sample_arrays(big)
-    assert arrays["samples"].shape == (2, store_mod.MAX_NUMBERS_PER_SEED // 1_200, 1_200)
+    assert sample_arrays(big)["samples"].shape == (2, 0, 1_200)
+    assert store_mod.samples_kept(2_500, store_mod.MAX_SAMPLE_DIM) == 2_500
+    assert store_mod.samples_kept(2_500, store_mod.MAX_SAMPLE_DIM + 1) == 0
 
 
 def test_landscape_is_the_discriminator_on_the_grid(tmp_path):
@@ -297,11 +301,13 @@ def test_landscape_is_the_discriminator_on_the_grid(tmp_path):
 
 def test_samples_are_written_before_runs_csv(tmp_path, monkeypatch, outputs):
     order = []
-    real_write, real_npz = store_mod._atomic_write, store_mod._atomic_write_npz
-    monkeypatch.setattr(store_mod, "_atomic_write",
-                        lambda p, t: (order.append(p.name), real_write(p, t)))  # fmt: skip
-    monkeypatch.setattr(store_mod, "_atomic_write_npz",
-                        lambda p, a: (order.append(p.parent.name), real_npz(p, a)))  # fmt: skip
+    real_write = store_mod.atomic_write
+
+    def write(path, content):
+        order.append(path.parent.name if path.parent.name == SAMPLES else path.name)
+        return real_write(path, content)
+
+    monkeypatch.setattr(store_mod, "atomic_write", write)
     with Store(tmp_path) as store:
         store.commit(outputs[0], commit="x")
     assert order == [SAMPLES, "trajectory.csv", RUNS]
@@ -312,7 +318,7 @@ def test_killed_commit_leaves_samples_that_readers_ignore_and_resume_merges(tmp_
     first = train(cfg)
     later = train(RunConfig(dataset="ring8", variant="gan", seeds=(2,), **TINY))
     orphan = train(RunConfig(dataset="ring8", variant="gan", seeds=(5,), **TINY))
-    real_write = store_mod._atomic_write
+    real_write = store_mod.atomic_write
 
     def killed_before_runs(path, text):
         if path.name == RUNS:
@@ -321,7 +327,7 @@ def test_killed_commit_leaves_samples_that_readers_ignore_and_resume_merges(tmp_
 
     with Store(tmp_path) as store:
         store.commit(first, commit="x")
-        monkeypatch.setattr(store_mod, "_atomic_write", killed_before_runs)
+        monkeypatch.setattr(store_mod, "atomic_write", killed_before_runs)
         with pytest.raises(KeyboardInterrupt):
             store.commit(orphan, commit="x")
         monkeypatch.undo()

@@ -138,3 +138,78 @@ def test_short_training_lowers_mmd2():
         gmmn_step(st)
     after = score()
     assert bool((after < 0.5 * before).all()), (before, after)
+
+
+def reference_mmd2(
+    fake: torch.Tensor, real: torch.Tensor, bandwidths, *, matmul: bool = False
+) -> torch.Tensor:
+    """The straightforward unbiased MMD² per seed, differentiated by autograd: pairwise
+    squared distances (explicit differences, or with ``matmul`` the matrix-product form
+    ‖x‖² + ‖y‖² − 2x·y clamped at 0, as mmd2_rbf defines them), one exponential per
+    bandwidth, the diagonals masked out."""
+
+    def k(a, b):
+        if matmul:
+            aa, bb = a.square().sum(-1), b.square().sum(-1)
+            d2 = (aa[:, :, None] + bb[:, None, :] - 2 * a @ b.mT).clamp_min(0.0)
+        else:
+            d2 = (a[:, :, None, :] - b[:, None, :, :]).square().sum(-1)
+        return sum(torch.exp(-d2 / (2 * s * s)) for s in bandwidths)
+
+    m, n = fake.shape[1], real.shape[1]
+    off_m = ~torch.eye(m, dtype=torch.bool)
+    off_n = ~torch.eye(n, dtype=torch.bool)
+    xx = (k(fake, fake) * off_m).sum((1, 2)) / (m * (m - 1))
+    yy = (k(real, real) * off_n).sum((1, 2)) / (n * (n - 1))
+    return xx + yy - 2.0 * k(fake, real).mean((1, 2))
+
+
+@pytest.mark.parametrize(
+    "case", ["spread", "near_duplicates", "far_apart"], ids=["spread", "dups", "far"]
+)
+def test_mmd2_value_and_gradient_match_the_straightforward_formula(case):
+    g = torch.Generator().manual_seed(3)
+    fake = torch.randn(3, 40, 2, generator=g, dtype=torch.float64)
+    real = torch.randn(3, 50, 2, generator=g, dtype=torch.float64) * 2
+    if case == "near_duplicates":  # matrix-product distances round below 0 here
+        fake[:, 20:] = fake[:, :20] + 1e-9
+        real[:, :20] = fake[:, :20]
+    if case == "far_apart":  # the narrow bandwidths' exponents far below underflow
+        fake = fake * 30.0
+    fake.requires_grad_(True)
+    got = mmd2_rbf(fake=fake, real=real, bandwidths=BANDWIDTHS)
+    # Near-duplicates: the matrix-product distances round by more than the true ones, so the
+    # reference takes the same distances (the definition) and differs in the kernel sums.
+    want = reference_mmd2(fake, real, BANDWIDTHS, matmul=case == "near_duplicates")
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    (got_grad,) = torch.autograd.grad(got.sum(), fake)
+    (want_grad,) = torch.autograd.grad(want.sum(), fake)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-10)
+
+
+def test_mmd2_float32_under_underflow_matches_float64():
+    # Exponents are clamped above float32's underflow (CPU exp is 200x slower below it);
+    # the kernel values this changes are below 1e-37.
+    g = torch.Generator().manual_seed(4)
+    fake = torch.randn(2, 64, 2, generator=g, dtype=torch.float64) * 3
+    real = torch.randn(2, 64, 2, generator=g, dtype=torch.float64)
+    want = reference_mmd2(fake, real, BANDWIDTHS)
+    got = mmd2_rbf(fake=fake.float(), real=real.float(), bandwidths=BANDWIDTHS)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_steps_match_a_reference_step_float64():
+    # gmmn_step against the same update with the straightforward MMD², several steps.
+    def reference_step(st: TrainState) -> dict[str, torch.Tensor]:
+        real, z = st.real(), st.noise()
+        loss_g = reference_mmd2(st.G(z), real, BANDWIDTHS)
+        st.update("G", loss_g)
+        return {"loss_g": loss_g.detach()}
+
+    fast = gmmn_state(seeds=(0, 4), dtype="float64", batch_size=32, hidden=16)
+    slow = gmmn_state(seeds=(0, 4), dtype="float64", batch_size=32, hidden=16)
+    for fast.step in range(1, 6):
+        slow.step = fast.step
+        got, want = gmmn_step(fast), reference_step(slow)
+        torch.testing.assert_close(got["loss_g"], want["loss_g"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.G.params, slow.G.params, rtol=1e-12, atol=1e-12)

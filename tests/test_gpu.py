@@ -12,8 +12,8 @@ import torch
 from modecov.cli import main
 from modecov.config import RunConfig
 from modecov.device import device_name, resolve
+from modecov.evaluate import train
 from modecov.store import MANIFEST, RUNS
-from modecov.train import train
 
 pytestmark = pytest.mark.gpu
 

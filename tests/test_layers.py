@@ -56,3 +56,13 @@ def test_the_trainer_state_implements_the_step_interface():
     assert isinstance(state, StepState)
     for name in ("real", "noise", "critic", "update"):
         assert callable(getattr(state, name))
+
+
+def test_training_does_not_score():
+    # Training produces samples; the evaluation stage (modecov.evaluate) scores them.
+    imported = _imported_modules(PACKAGE / "train.py")
+    assert not {m for m in imported if m.split(".")[:2] == ["modecov", "metrics"]}
+    assert "modecov.metrics" not in imported and "modecov" not in imported
+    code = "import sys, modecov.train; print('modecov.metrics' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

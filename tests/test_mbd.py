@@ -13,7 +13,8 @@ import torch
 from modecov import losses
 from modecov.config import RunConfig
 from modecov.data import DATASETS
-from modecov.train import TrainState, train
+from modecov.evaluate import train
+from modecov.train import TrainState
 from modecov.variants import VARIANTS, mbd
 from modecov.variants.mbd import (
     KERNEL_DIM,
@@ -181,15 +182,28 @@ def test_tile_sizes():
     assert _tile(64) == 64 and _tile(67) == 67 and _tile(2 * 67) == 134  # one tile
 
 
-def test_chunk_size_does_not_change_results(monkeypatch):
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        pytest.param(1, id="one-set-per-chunk"),
+        pytest.param(4 * 3 * 64 * 64, id="4-sets-last-chunk-short"),
+        pytest.param(1 << 30, id="all-sets-in-one-chunk"),
+    ],
+)
+def test_chunk_size_does_not_change_results(monkeypatch, chunk):
+    # 2 seeds x 3 kernels = 6 sets of 128 points: tile 64, 3 tile pairs of 64 x 64 each.
     g = torch.Generator().manual_seed(5)
     m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
+    m[1, :64, 2] += 100.0  # one set too spread for the exp-free path, among fast ones
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
     want, want_grad = features_and_grad(minibatch_features, m, 128, weights)
-    monkeypatch.setattr(mbd, "CHUNK_ELEMENTS", 1)  # one (seed, kernel) set per chunk
+    monkeypatch.setattr(mbd, "CHUNK_ELEMENTS", chunk)
     got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=0)
+    ref, ref_grad = features_and_grad(reference_features, m, 128, weights)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_grad, ref_grad, rtol=1e-12, atol=1e-12)
 
 
 def test_no_second_derivative():
@@ -306,3 +320,21 @@ def test_seeds_together_equal_separate_runs_float64_small():
         alone = train(RunConfig(seeds=(s,), **common))
         torch.testing.assert_close(together.samples[i], alone.samples[0], rtol=0, atol=1e-10)
     assert not torch.equal(together.samples[0], together.samples[1])
+
+
+def test_steps_match_the_straightforward_layer_float64(monkeypatch):
+    # A few training steps with the tiled layer against the same steps with the cdist
+    # implementation (autograd's gradient), at a batch with several tiles.
+    from modecov.steps import standard_step
+
+    fast = state(trained_head=False, batch_size=128, hidden=16, depth=2)
+    slow = state(trained_head=False, batch_size=128, hidden=16, depth=2)
+    for _ in range(3):
+        got = standard_step(fast)
+        with monkeypatch.context() as patch:
+            patch.setattr(mbd, "minibatch_features", reference_features)
+            want = standard_step(slow)
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], rtol=1e-12, atol=1e-12)
+    for name, net in slow.nets.items():
+        torch.testing.assert_close(fast.nets[name].params, net.params, rtol=1e-12, atol=1e-12)

@@ -146,12 +146,15 @@ def test_score_helpers_select_by_kind():
         )
 
 
-def test_score_samples_without_a_dataset_runs_the_frechet_distance_alone():
+def test_score_samples_without_a_dataset_runs_the_raw_coordinate_metrics_alone():
     real = torch.randn(200, 3, generator=gen(0), dtype=torch.float64)
     fake = torch.randn(2, 150, 3, generator=gen(1), dtype=torch.float64) + 1.0
     out = score_samples(fake=fake, real=real, data=None)
-    assert list(out) == ["frechet_distance"]
-    assert_same(out, frechet(fake=fake, real=real, data=None))
+    raw = [m for m in METRICS.values() if m.kind == "samples" and not m.needs_dataset]
+    assert {m.name for m in raw} == {"frechet", "kid", "vendi", "rke", "ndb"}
+    assert list(out) == [k for m in raw for k in m.outputs]
+    assert_same({"frechet_distance": out["frechet_distance"]},
+                frechet(fake=fake, real=real, data=None))  # fmt: skip
     with pytest.raises(ConfigError, match="'modes' needs a dataset"):
         score_samples(fake=fake, real=real, data=None, names=["frechet", "modes"])
 

@@ -18,12 +18,13 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F
 
+import modecov.classifiers.mnist as mnist_files
 import modecov.data.mnist as mnist
 from modecov.config import RunConfig, grid_configs
 from modecov.convnets import StackedConvD, StackedConvG
 from modecov.data import BUNDLED, DATASETS, USER_DATASETS
+from modecov.evaluate import train
 from modecov.metrics import score_samples
-from modecov.train import train
 
 N_TRAIN, N_TEST = 1200, 120
 """Synthetic train and t10k images: learnable in seconds (the classifier's 400-step minimum
@@ -98,13 +99,13 @@ def test_idx_round_trip_plain_and_gz(tmp_path, name):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, 5, dtype=np.uint8)
-    got = mnist.read_idx(write_idx(tmp_path / name, images))
+    got = mnist_files.read_idx(write_idx(tmp_path / name, images))
     assert got.dtype == np.uint8 and np.array_equal(got, images)
-    got = mnist.read_idx(write_idx(tmp_path / f"labels-{name}", labels))
+    got = mnist_files.read_idx(write_idx(tmp_path / f"labels-{name}", labels))
     assert got.shape == (5,) and np.array_equal(got, labels)
     # Multi-byte types are big-endian in the file and native once read.
     wide = np.array([[1, -2, 300], [-32768, 32767, 0]], dtype=np.int16)
-    got = mnist.read_idx(write_idx(tmp_path / f"wide-{name}", wide, code=0x0B))
+    got = mnist_files.read_idx(write_idx(tmp_path / f"wide-{name}", wide, code=0x0B))
     assert got.dtype == np.int16 and np.array_equal(got, wide)
 
 
@@ -126,24 +127,24 @@ def good_idx(path: Path) -> bytes:
 def test_idx_reader_refuses_damaged_files(tmp_path, damage, message):
     path = tmp_path / "x-idx3-ubyte"
     path.write_bytes(damage(good_idx(path)))
-    with pytest.raises(mnist.MnistError, match=message):
-        mnist.read_idx(path)
+    with pytest.raises(mnist_files.MnistError, match=message):
+        mnist_files.read_idx(path)
 
 
 def test_gz_name_on_a_plain_file_is_refused(tmp_path):
     path = tmp_path / "x-idx3-ubyte.gz"
     path.write_bytes(good_idx(tmp_path / "plain"))
-    with pytest.raises(mnist.MnistError, match="cannot read"):
-        mnist.read_idx(path)
+    with pytest.raises(mnist_files.MnistError, match="cannot read"):
+        mnist_files.read_idx(path)
 
 
 def test_t10k_pair_is_the_held_out_set_and_plain_equals_gz(tmp_path):
-    plain = mnist.load_split(write_mnist(tmp_path / "plain", test=True, gz=False))
-    packed = mnist.load_split(write_mnist(tmp_path / "gz", test=True))
+    plain = mnist_files.load_split(write_mnist(tmp_path / "plain", test=True, gz=False))
+    packed = mnist_files.load_split(write_mnist(tmp_path / "gz", test=True))
     assert len(plain.labels) == N_TRAIN and len(plain.held_labels) == N_TEST
     assert plain.digest == packed.digest and torch.equal(plain.images, packed.images)
-    split = mnist.load_split(write_mnist(tmp_path / "train-only"))
-    assert len(split.held_labels) == N_TRAIN // mnist.HELD_OUT_SHARE
+    split = mnist_files.load_split(write_mnist(tmp_path / "train-only"))
+    assert len(split.held_labels) == N_TRAIN // mnist_files.HELD_OUT_SHARE
     assert len(split.labels) + len(split.held_labels) == N_TRAIN
     assert split.digest != plain.digest
 
@@ -203,7 +204,7 @@ BAD_DIRS = {
 def test_run_with_bad_mnist_files_is_one_error_and_writes_nothing(
     capsys, tmp_path, monkeypatch, case, message
 ):
-    monkeypatch.setattr(mnist, "train_classifier", None)  # never reached
+    monkeypatch.setattr(mnist_files, "train_classifier", None)  # never reached
     d = damaged_dir(tmp_path, case)
     store = tmp_path / "store"
     store.mkdir()
@@ -247,10 +248,10 @@ def test_list_shows_stacked_mnist_and_what_it_needs(capsys, root, monkeypatch):
 
 def test_classifier_learns_the_synthetic_digits_and_is_cached(data, monkeypatch):
     assert data.held_out_accuracy() >= 0.93
-    path = mnist.classifier_path(mnist.recipe_key(data.split))
+    path = mnist_files.classifier_path(mnist_files.recipe_key(data.split))
     assert path.exists()
-    monkeypatch.setattr(mnist, "train_classifier", None)  # a second load must read the cache
-    again = mnist.load_classifier(data.split)
+    monkeypatch.setattr(mnist_files, "train_classifier", None)  # a second load must read the cache
+    again = mnist_files.load_classifier(data.split)
     assert all(torch.equal(again[k], v) for k, v in data.classifier.items())
 
 
@@ -291,7 +292,7 @@ def test_true_sampler_covers_many_modes_and_one_digit_at_most_ten(data):
     pools = data._by_class
     rows = [pools[d][torch.randint(len(pools[d]), (3,), generator=gen(i))] for i, d in
             enumerate(digit.tolist())]  # fmt: skip
-    one = mnist.scale(data.split.images[torch.stack(rows)]).reshape(1500, 2352)
+    one = mnist_files.scale(data.split.images[torch.stack(rows)]).reshape(1500, 2352)
     bad = score_samples(fake=one[None], real=true[:1000], data=data, names=("modes",))
     assert bad["modes_covered"] <= 10
 
@@ -364,6 +365,6 @@ def test_run_with_mnist_writes_a_store(capsys, tmp_path, root):
     rows = (out / "runs.csv").read_text().splitlines()
     assert len(rows) == 4 and all(",stacked_mnist," in r for r in rows[1:])
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stacked_mnist_sha256"] == mnist.load_split(root).digest
+    assert manifest["stacked_mnist_sha256"] == mnist_files.load_split(root).digest
     assert manifest["stacked_mnist_dir"] == str(root.resolve())
     assert mnist.ENV not in os.environ

@@ -199,3 +199,85 @@ def test_specs_are_frozen_data():
     assert (spec.lr, spec.betas, spec.eps) == (1e-4, (0.5, 0.999), 1e-8)
     with pytest.raises(AttributeError):
         spec.lr = 1.0  # type: ignore[misc]
+
+
+def _autograd_input_gradient(net: StackedMLP, x: torch.Tensor) -> torch.Tensor:
+    """The straightforward input gradient: autograd's double-backward-ready gradient."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+    return grad
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        pytest.param((2, 16, 16, 16, 1), id="three_hidden"),
+        pytest.param((6, 9, 1), id="one_hidden"),
+        pytest.param((4, 1), id="linear"),
+    ],
+)
+def test_input_gradient_matches_autograd(sizes):
+    # The same values as autograd's create_graph gradient, and the same gradient of a penalty
+    # on it w.r.t. every weight (autograd also differentiates the slope masks, to zero).
+    S, B = 3, 13
+    net = StackedMLP(sizes, gens(0, 1, 2), dtype=torch.float64)
+    x = torch.randn(S, B, sizes[0], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    got, want = net.input_gradient(x), _autograd_input_gradient(net, x)
+    assert got.shape == (S, B, sizes[0])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-15)
+
+    def penalty_grad(grad: torch.Tensor) -> torch.Tensor:
+        penalty = (grad.norm(dim=-1) - 1.0).square().mean(dim=1).sum()
+        return net.flat_grad(torch.autograd.grad(penalty, net.leaves, materialize_grads=True))
+
+    torch.testing.assert_close(penalty_grad(got), penalty_grad(want), rtol=1e-12, atol=1e-14)
+
+
+def test_input_gradient_float32_values_are_autograds_bit_for_bit():
+    net = StackedMLP(SIZES[:-1] + (1,), gens(0, 1))
+    x = torch.randn(2, 64, SIZES[0], generator=torch.Generator().manual_seed(5))
+    assert torch.equal(net.input_gradient(x), _autograd_input_gradient(net, x))
+
+
+def test_input_gradient_needs_one_output():
+    with pytest.raises(ValueError, match="one output"):
+        StackedMLP(SIZES, gens(0)).input_gradient(torch.zeros(1, 2, SIZES[0]))
+
+
+def test_functional_pass_second_derivative_matches_autograd():
+    # A functional pass (params given: the unrolled critic) carries LeakyReLU's mask as a
+    # constant in its double backward; the values at every order are autograd's.
+    from torch.nn import functional as F
+
+    net = StackedMLP(SIZES, gens(0, 1), dtype=torch.float64)
+    x = torch.randn(2, 9, SIZES[0], generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    x.requires_grad_(True)
+
+    def reference(p: torch.Tensor) -> torch.Tensor:
+        h = x
+        for w, b in net._views(p)[:-1]:
+            h = F.leaky_relu(torch.baddbmm(b, h, w.transpose(1, 2)), net.slope)
+        w, b = net._views(p)[-1]
+        return torch.baddbmm(b, h, w.transpose(1, 2))
+
+    results = []
+    for forward in (lambda p: net(x, p), reference):
+        p = net.params.detach().clone().requires_grad_(True)
+        out = forward(p)
+        (g,) = torch.autograd.grad(out.square().sum(), p, create_graph=True)
+        # A function of the gradient, differentiated w.r.t. the parameters and the input.
+        second = torch.autograd.grad((g * g.detach().sign()).sum(), (p, x))
+        results.append((out, g, *second))
+    assert torch.equal(results[0][0], results[1][0])
+    for got, want in zip(results[0][1:], results[1][1:], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+
+
+def test_flat_grad_copies_each_gradient_into_its_slot():
+    net = StackedMLP(SIZES, gens(0, 1), dtype=torch.float64)
+    grads = [torch.randn(t.shape, dtype=torch.float64) for t in net.leaves]
+    want = torch.cat([g.reshape(2, -1) for g in grads], dim=1)
+    # Gradients as baddbmm's backward gives them for weights: transposed views.
+    transposed = [g.transpose(1, 2).contiguous().transpose(1, 2) for g in grads]
+    assert torch.equal(net.flat_grad(grads), want)
+    assert torch.equal(net.flat_grad(transposed), want)

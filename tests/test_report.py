@@ -18,6 +18,7 @@ from helpers import cli, digest
 from modecov import report
 from modecov.config import RunConfig, grid_configs
 from modecov.data import DATASETS
+from modecov.evaluate import train
 from modecov.metrics import DIRECTIONS
 from modecov.report import render, stats, tables
 from modecov.report.stats import (
@@ -28,7 +29,6 @@ from modecov.report.stats import (
     summarise,
 )
 from modecov.store import RUNS, Store
-from modecov.train import train
 from modecov.variants import REFERENCES, VARIANTS
 
 GROUP = ["dataset", "variant"]
@@ -545,3 +545,14 @@ def test_a_rebuild_removes_tables_it_no_longer_writes(tmp_path):
     build(tmp_path)  # the default baseline, nsgan, is not stored: no poi tables
     assert not list((tmp_path / "tables").glob("poi_*"))
     assert (tmp_path / "tables" / "hq_fraction.tex").exists()
+
+
+def test_the_report_names_only_declared_metrics_and_variants():
+    # The headline lists are choices of what to show first; a renamed output or variant must
+    # fail here rather than silently drop a table, a curve or a heatmap panel.
+    from modecov.report import figures
+
+    named = [m for m, _ in tables.PAPER] + [*tables.HEADLINE, *tables.POI_METRICS]
+    named += [*figures.CURVE_METRICS] + [m for m, _, _ in figures.SUMMARY_METRICS]
+    assert set(named) <= set(DIRECTIONS)
+    assert tables.BASELINE in VARIANTS and tables.Options().baseline == tables.BASELINE

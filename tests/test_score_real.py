@@ -16,8 +16,12 @@ from modecov.data import DATASETS
 from modecov.metrics import METRICS, score_distribution
 
 DIST_KEYS = [k for m in METRICS.values() if m.kind == "distribution" for k in m.outputs]
-REAL_KEYS = ["frechet_distance", *DIST_KEYS]
-"""What ``--real`` alone gives: the Fréchet distance on raw coordinates, then the rest."""
+RAW_KEYS = [
+    k for m in METRICS.values() if m.kind == "samples" and not m.needs_dataset for k in m.outputs
+]
+"""The samples metrics that need no dataset: the Fréchet distance, KID, Vendi, RKE, NDB."""
+REAL_KEYS = [*RAW_KEYS, *DIST_KEYS]
+"""What ``--real`` alone gives: the samples metrics on raw coordinates, then the rest."""
 MODE_KEYS = list(METRICS["modes"].outputs)
 
 
@@ -168,6 +172,8 @@ BAD_PAIRS = [
                  id="too-few-fake-per-seed"),
     pytest.param(GOOD, GOOD[:4], [], ["real.npy", "4 samples", "at least 6"], id="too-few-real"),
     pytest.param(GOOD, np.zeros((0, 2)), [], ["real.npy", "no samples"], id="empty-real"),
+    pytest.param(GOOD, GOOD[:1].repeat(50, 0), [], ["real.npy", "same point"],
+                 id="real-one-repeated-point"),
     pytest.param(GOOD, GOOD, ["--metrics", "modes"], ["--dataset"], id="modes-without-dataset"),
     pytest.param(GOOD, GOOD, ["--metrics", "hop_tv"], ["trajectory"], id="trajectory-metric"),
 ]  # fmt: skip

@@ -25,8 +25,9 @@ import modecov.store as store_mod
 from modecov.cli import main
 from modecov.config import RunConfig, suite
 from modecov.errors import StoreError
+from modecov.evaluate import train
 from modecov.store import KEY, RUNS, TRAJECTORY, Store
-from modecov.train import TrainOutput, train
+from modecov.train import TrainOutput
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ["run", "--suite", "smoke", "--workers", "1"]
@@ -195,7 +196,7 @@ def test_check_accepts_the_same_config_and_refuses_a_different_one(tmp_path):
 @pytest.mark.parametrize("next_commit", ["other", "same"], ids=["other-group", "same-group"])
 def test_trajectory_orphans_are_dropped_and_never_duplicated(tmp_path, monkeypatch, next_commit):
     a, b, c = cfg_of("gan"), cfg_of("nsgan"), cfg_of("gan", "grid25")
-    real_write = store_mod._atomic_write
+    real_write = store_mod.atomic_write
 
     def killed_between_renames(path, text):
         if path.name == RUNS:
@@ -204,7 +205,7 @@ def test_trajectory_orphans_are_dropped_and_never_duplicated(tmp_path, monkeypat
 
     with Store(tmp_path) as store:
         store.commit(fake_output(a), commit="x")
-        monkeypatch.setattr(store_mod, "_atomic_write", killed_between_renames)
+        monkeypatch.setattr(store_mod, "atomic_write", killed_between_renames)
         with pytest.raises(KeyboardInterrupt):
             store.commit(fake_output(b, seed=7), commit="x")
         monkeypatch.undo()
@@ -430,3 +431,31 @@ def test_results_do_not_depend_on_the_number_of_workers(smoke_store, tmp_path):
     b = read_runs(other / RUNS).drop(columns=drop)
     pd.testing.assert_frame_equal(a, b)
     assert (smoke_store / TRAJECTORY).read_bytes() == (other / TRAJECTORY).read_bytes()
+
+
+# -- the one atomic writer --------------------------------------------------------------
+
+
+def test_atomic_write_replaces_whole_files_fsyncs_and_leaves_no_temporary(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    text = tmp_path / "a.csv"
+    assert store_mod.atomic_write(text, "x,y\r\n1,2\n") == text
+    assert text.read_bytes() == b"x,y\r\n1,2\n"  # UTF-8, newlines as given
+    assert len(synced) == 2  # the file, then its directory
+    store_mod.atomic_write(text, b"\x00bytes")
+    assert text.read_bytes() == b"\x00bytes"
+    # A writer function gets a temporary path with the target's suffix (np.savez keeps it).
+    arrays = tmp_path / "f.npz"
+    store_mod.atomic_write(arrays, lambda tmp: np.savez(tmp, a=np.arange(3)))
+    assert np.load(arrays)["a"].tolist() == [0, 1, 2]
+    assert len(synced) == 6
+    with pytest.raises(ZeroDivisionError):  # a failed write keeps the old file whole
+        store_mod.atomic_write(text, lambda tmp: (tmp.write_text("half"), 1 / 0))
+    assert text.read_bytes() == b"\x00bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "f.npz"]
+    mode = os.stat(text).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # like any new file, not a private temporary's 0600

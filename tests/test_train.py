@@ -12,10 +12,11 @@ import torch
 
 from modecov.config import RunConfig
 from modecov.data import DATASETS
-from modecov.metrics import DIRECTIONS, METRICS
+from modecov.evaluate import train
+from modecov.metrics import DIRECTIONS, METRICS, snapshot_metrics
 from modecov.nets import StackedMLP
 from modecov.optim import Adam
-from modecov.train import TRAJECTORY_METRICS, TrainState, eval_noise, generate, train
+from modecov.train import TrainState, eval_noise, generate
 from modecov.variants import REFERENCES, VARIANTS
 
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -77,7 +78,7 @@ def test_smoke(key):
     assert torch.equal(out.final["kl_gen_true"].isnan(), no_hq)
     assert torch.equal(out.final["mode_jsd"].isnan(), no_hq)
 
-    trajectory_keys = {k for m in TRAJECTORY_METRICS for k in METRICS[m].outputs}
+    trajectory_keys = {k for m in snapshot_metrics() for k in METRICS[m].outputs}
     assert set(out.trajectory) == trajectory_keys
     for name, value in out.trajectory.items():
         assert value.shape == (T, S), name

@@ -20,9 +20,9 @@ from modecov import losses, penalties
 from modecov.config import RunConfig
 from modecov.convnets import StackedConvD
 from modecov.data import DATASETS
+from modecov.evaluate import train
 from modecov.nets import StackedMLP
 from modecov.optim import Adam
-from modecov.train import train
 from modecov.variants import VARIANTS, gdpp, topk
 from modecov.variants.sngan import SpectralNormMLP
 
@@ -45,7 +45,7 @@ def test_definitions():
         assert (v.d_loss, v.g_loss) == (losses.bce_d, losses.nonsaturating_g)
     assert dr.penalty is penalties.dragan_penalty and dr.penalty_weight == 10.0
     for v in (rp, gd, tk, dr):
-        assert v.optimizer == Adam() and v.n_critic == 1 and v.pack == 1 and v.version == 1
+        assert v.optimizer == Adam() and v.n_critic == 1 and v.pack == 1
         assert v.make_d is None and v.landscape
     assert list(VARIANTS)[-4:] == list(NEW)  # appended: the earlier registry order stands
 
@@ -99,8 +99,9 @@ def test_rpgan_generator_loss_pairs_the_discriminator_batches():
     st = state_for("rpgan")
     st.D = RecordingNet(st.D)
     out = VARIANTS["rpgan"].step(st)
-    # D update (real + fake), its penalty (real + fake), then G's step: real, fake.
-    (both, _), _, (real, d_real), (fake, d_fake) = st.D.calls
+    # D update (real + fake), then G's step: real, fake (the R1 + R2 penalty takes D's input
+    # gradient through ``StackedMLP.input_gradient``, not a call).
+    (both, _), (real, d_real), (fake, d_fake) = st.D.calls
     B = real.shape[1]
     torch.testing.assert_close(real, both[:, :B], rtol=0, atol=0)
     torch.testing.assert_close(fake, both[:, B:], rtol=0, atol=0)
@@ -306,7 +307,7 @@ def test_dragan_points_lie_within_half_a_std_above_the_data_and_use_each_seeds_s
     S, B, D = 3, 50, 2
     x = torch.randn(S, B, D, generator=gen(5), dtype=torch.float64) * torch.tensor([1.0, 3.0])
     stand_in = linear_critic(
-        torch.ones(S, D, dtype=torch.float64), generators=[gen(s) for s in (4, 0, 9)]
+        torch.ones(S, D, dtype=torch.float64), streams=[gen(s) for s in (4, 0, 9)]
     )
     x_hat = penalties.dragan_points(stand_in, real=x)
     gap = x_hat - x
@@ -318,7 +319,7 @@ def test_dragan_points_lie_within_half_a_std_above_the_data_and_use_each_seeds_s
         alpha = torch.rand(B, 1, generator=mine, dtype=torch.float64)
         torch.testing.assert_close(gap[s], alpha * 0.5 * std * u, rtol=0, atol=1e-12)
     # Seed s alone, with its own stream, gets the same points.
-    alone = linear_critic(torch.ones(1, D, dtype=torch.float64), generators=[gen(0)])
+    alone = linear_critic(torch.ones(1, D, dtype=torch.float64), streams=[gen(0)])
     torch.testing.assert_close(penalties.dragan_points(alone, real=x[1:2])[0], x_hat[1])
 
 
@@ -338,9 +339,9 @@ def test_dragan_penalty_of_a_linear_critic():
 def test_dragan_penalty_looks_at_real_data_only():
     st = state_for("dragan")
     real, fake = st.real(), st.G(st.noise()).detach()
-    state = st.generators[0].get_state(), st.generators[1].get_state()
+    state = st.streams[0].get_state(), st.streams[1].get_state()
     a = penalties.dragan_penalty(st, real=real, fake=fake)
-    for g, saved in zip(st.generators, state):
+    for g, saved in zip(st.streams, state):
         g.set_state(saved)
     b = penalties.dragan_penalty(st, real=real, fake=torch.zeros_like(real))
     torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -49,18 +48,13 @@ def read_cache(
 
 
 def write_cache(path: Path, key: str, params: dict[str, Tensor]) -> None:
-    """Write the cache atomically (temporary file, fsync, rename); warn if it cannot."""
+    """Write the cache atomically (``store.atomic_write``); warn if it cannot."""
+    # Imported here: the store imports the classifiers (provenance), and the datasets that
+    # read this cache sit below the store.
+    from modecov.store import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"key": key, "params": params}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: torch.save({"key": key, "params": params}, tmp))
     except OSError as exc:
         log.warning("cannot cache the digit classifier at %s (%s); keeping it in memory", path, exc)

@@ -8,12 +8,9 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -196,27 +193,6 @@ def decode_weights(blob: bytes) -> tuple[dict[str, Tensor], dict]:
             raise ClassifierError(f"classifier weight {name} is not finite")
         params[name] = torch.from_numpy(array.copy())
     return params, meta
-
-
-def write_weights(path: str | Path, params: dict[str, Tensor], meta: dict) -> str:
-    """Write the weights file atomically (temporary file, rename).
-
-    Returns:
-        The file's sha256 (64 hex digits).
-    """
-    path = Path(path)
-    blob = encode_weights(params, meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shipped file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return hashlib.sha256(blob).hexdigest()
 
 
 @lru_cache(maxsize=1)

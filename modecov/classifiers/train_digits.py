@@ -5,19 +5,41 @@ reach less than 97% on the held-out split."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import platform
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from modecov.classifiers import digits
+from modecov.store import atomic_write
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path(digits.__file__).with_name(digits.WEIGHTS_FILE)
 """The shipped file in this source tree."""
+
+
+def write_weights(path: str | Path, params: dict[str, Tensor], meta: dict) -> str:
+    """Write the weights file (``digits.encode_weights``) atomically, readable by all like the
+    rest of the package whatever the umask.
+
+    Returns:
+        The file's sha256 (64 hex digits).
+    """
+    path = Path(path)
+    blob = digits.encode_weights(params, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(blob)
+        tmp.chmod(0o644)
+
+    atomic_write(path, write)
+    return hashlib.sha256(blob).hexdigest()
 
 
 def train_and_write(out: str | Path) -> tuple[str, float]:
@@ -45,7 +67,7 @@ def train_and_write(out: str | Path) -> tuple[str, float]:
         "numpy": np.__version__,
         "machine": platform.machine(),
     }
-    return digits.write_weights(out, params, meta), acc
+    return write_weights(out, params, meta), acc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,18 +16,21 @@ BUNDLED: Mapping[str, Dataset] = MappingProxyType(
         for d in (
             ring(
                 name="ring8", n_modes=8, radius=2.0, std=0.02,
-                label="Ring-8", reference="metz2017unrolled",
+                label="Ring-8", reference="metz2017unrolled", comparison=True,
             ),
             grid(
                 name="grid25", side=5, spacing=2.0, std=0.05,
-                label="Grid-25", reference="srivastava2017veegan",
+                label="Grid-25", reference="srivastava2017veegan", comparison=True,
             ),
             ring(
                 name="ring8_imbalanced", n_modes=8, radius=2.0, std=0.02,
                 weights=[8 - k for k in range(8)],
-                label="Ring-8 imbalanced", reference="balaji2019normalized",
+                label="Ring-8 imbalanced", reference="balaji2019normalized", comparison=True,
             ),
-            heavy_center(name="heavy_center", center_weight=0.9, n_minor=8, radius=2.0, std=0.02),
+            heavy_center(
+                name="heavy_center", center_weight=0.9, n_minor=8, radius=2.0, std=0.02,
+                comparison=True,
+            ),
             grid(
                 name="grid25_imbalanced", side=5, spacing=2.0, std=0.05,
                 weights=geometric_weights(25, halving=6.0, shuffle_seed=0),

@@ -46,6 +46,11 @@ class Dataset(ABC):
         centers: (K, D) float64 mode centres.
         weights: (K,) float64 true mode weights, summing to 1.
         expected_hq: share of the dataset's own samples that are high quality.
+        kernel_scale: the RBF bandwidth h of the kernel metrics (``vendi``, ``rke``), between
+            the spread of a mode and the distance between neighbouring modes, so that a
+            kernel sees each mode as one block (``mixture_kernel_scale``); None where no such
+            scale exists (modes whose high-quality regions touch, a connected band, modes
+            defined by a classifier), and the kernel metrics then take the median heuristic.
     """
 
     name: str
@@ -55,6 +60,10 @@ class Dataset(ABC):
     centers: Tensor
     weights: Tensor
     expected_hq: float = HQ_MASS
+    kernel_scale: float | None = None
+    comparison: bool = False
+    """True for the sets of the mission's comparison, which the ``default`` and ``quick``
+    suites train every variant on (DESIGN §9: the mixtures and the imbalanced sets)."""
 
     @property
     def n_modes(self) -> int:
@@ -63,7 +72,8 @@ class Dataset(ABC):
 
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-        """Draw (N, D) samples from the true distribution with ``generator``."""
+        """Draw (N, D) samples from the true distribution with ``generator``, on its device
+        (a training stream lives on the training device)."""
 
     @abstractmethod
     def sample_mode(
@@ -89,9 +99,18 @@ class Dataset(ABC):
     config_defaults: Mapping[str, object] = MappingProxyType({})
     """RunConfig fields this dataset sets unless the user does (stacked_digits' Z = 100)."""
 
-    def check_variant(self, variant) -> None:
-        """Raise ConfigError when ``variant`` cannot train on this dataset; all can here."""
+    def accepts(self, variant) -> bool:
+        """Whether ``variant`` can train on this dataset's networks; every variant can here.
+        The suites train each dataset with the variants it accepts."""
         del variant
+        return True
+
+    def check_variant(self, variant) -> None:
+        """Raise ConfigError when ``variant`` cannot train on this dataset (``accepts``)."""
+        if not self.accepts(variant):
+            from modecov.errors import ConfigError
+
+            raise ConfigError(f"variant {variant.name!r} cannot train on {self.name}")
 
     def features(self, x: Tensor) -> Tensor:
         """(..., N, F) features for the Fréchet distance: the raw coordinates here; an image
@@ -104,10 +123,63 @@ class Dataset(ABC):
         interface (``params``, ``leaves``, ``flat_grad``, ``n_seeds``, ``__call__``)."""
         return None
 
+    def _on(self, device: torch.device, *names: str) -> tuple[Tensor, ...]:
+        """The named tensor attributes on ``device``, copied there once: a copy per draw would
+        make every training step wait for it."""
+        cache = self.__dict__.setdefault("_device_copies", {})
+        for name in names:
+            if (name, device) not in cache:
+                cache[name, device] = getattr(self, name).to(device)
+        return tuple(cache[name, device] for name in names)
+
     def bounds(self) -> tuple[float, float]:
         """A square box that holds the data with a margin, for plots and uniform noise."""
         extent = float(self.centers.abs().max()) * 1.25 + 0.5
         return -extent, extent
+
+
+def mixture_kernel_scale(centers: Tensor, std: Tensor) -> float | None:
+    """The ``kernel_scale`` of Gaussian modes: h = sqrt(spread * gap).
+
+    The geometric mean of
+
+    - spread = r * sqrt(mean_d std_d^2), the high-quality radius of a mode: r^2 =
+      ``hq_radius2(D)`` (3 std in 2-D), the extent within which a sample counts for its mode
+      (the root-mean-square semi-axis of that ellipsoid when the scales differ);
+    - gap = the median over modes of the distance from a mode's centre to the nearest other
+      centre (the mean of the two middle values for an even count).
+
+    At h, two neighbouring centres have RBF exponent gap^2 / (2 h^2) = gap / (2 spread), large
+    for separated modes (12.8 on ring8: kernel 3e-6), while a mode's own samples, ~std apart
+    per coordinate, sit at std^2 / h^2 = std / (r gap) per coordinate (0.004 on ring8), so
+    each mode is nearly one block of ones. The Vendi score of a perfect sampler still exceeds
+    K by the entropy of that residual width (ring8: ~8.4; grid25, whose modes are twice as wide
+    for their gap: ~27).
+
+    Where neighbouring modes' high-quality regions touch (gap <= 2 spread) no bandwidth sees
+    each mode as one block, and h would sit inside a mode (every sample its own block, VS ~ N):
+    the scale is None, so the kernel metrics take the median heuristic. That is ``gauss1200``
+    (gap 0.5 sqrt(1200) = 17.3, spread 27.7; at h = 21.9 its true sampler would score VS ~ 500
+    of 1,000 samples and a one-mode sampler ~ 300, at the median bandwidth ~ 5.8 and ~ 1.9).
+
+    Args:
+        centers: (K, D) mode centres.
+        std: (D,) per-coordinate standard deviation shared by every mode.
+
+    Returns:
+        h, or None for a single mode (no neighbour) or modes whose HQ regions touch.
+
+    Example:
+        ring8 (radius 2, std 0.02): spread 3 * 0.02 = 0.06, gap 2 * 2 sin(pi / 8) = 1.531,
+        h = 0.303.
+    """
+    if centers.shape[0] < 2:
+        return None
+    dim = centers.shape[1]
+    spread = math.sqrt(hq_radius2(dim) * float(std.to(torch.float64).square().mean()))
+    d = torch.cdist(centers, centers, compute_mode="donot_use_mm_for_euclid_dist")
+    gap = float(d.fill_diagonal_(math.inf).amin(-1).quantile(0.5))
+    return math.sqrt(spread * gap) if gap > 2.0 * spread else None
 
 
 def _chunked(x: Tensor, fn) -> list:
@@ -127,25 +199,32 @@ class GaussianMixture(Dataset):
         centers: Tensor,
         weights: Tensor,
         std: Tensor,
+        comparison: bool = False,
     ) -> None:
         self.name, self.label, self.reference = name, label, reference
+        self.comparison = comparison
         self.centers = centers.to(torch.float64)
         self.weights = (weights / weights.sum()).to(torch.float64)
         self.std = std.to(torch.float64).expand(self.centers.shape[1]).clone()
         self.dim = int(self.centers.shape[1])
         self.radius2 = hq_radius2(self.dim)
         self._scaled_centers = self.centers / self.std
+        self.kernel_scale = mixture_kernel_scale(self.centers, self.std)
 
     def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.centers[idx] + noise * self.std).to(dtype)
+        at = generator.device
+        centers, weights, std = self._on(at, "centers", "weights", "std")
+        idx = torch.multinomial(weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=at)
+        return (centers[idx] + noise * std).to(dtype)
 
     def sample_mode(
         self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
     ) -> Tensor:
-        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.centers[k] + noise * self.std).to(dtype)
+        at = generator.device
+        centers, std = self._on(at, "centers", "std")
+        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64, device=at)
+        return (centers[k] + noise * std).to(dtype)
 
     def _dist2(self, x: Tensor) -> Tensor:
         """(..., N, K) squared Mahalanobis distances to every centre, in float64."""
@@ -195,6 +274,10 @@ class Spiral(Dataset):
     ``turns`` turns), v in [-1, 1] the offset along the curve's normal. Modes are
     ``n_segments`` stretches of equal mass in u; a sample is high quality when its distance
     to the curve is at most ``half_width * (1 + tolerance)``.
+
+    Its ``kernel_scale`` is None (the kernel metrics take the median heuristic): the band is
+    one connected region whose segments touch, with no gap between neighbouring modes for a
+    bandwidth to sit below.
     """
 
     def __init__(
@@ -250,13 +333,14 @@ class Spiral(Dataset):
         return (self.curve(u) + (v * self.half_width)[:, None] * self.normal(u)).to(dtype)
 
     def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64) * 2.0 - 1.0
+        at = generator.device
+        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64, device=at) * 2.0 - 1.0
         return self._from_latent(uv[:, 0], uv[:, 1], dtype)
 
     def sample_mode(
         self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
     ) -> Tensor:
-        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        uv = torch.rand(n, 2, generator=generator, dtype=torch.float64, device=generator.device)
         u = -1.0 + (2.0 * (k + uv[:, 0])) / self.n_segments
         return self._from_latent(u, uv[:, 1] * 2.0 - 1.0, dtype)
 

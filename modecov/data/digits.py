@@ -40,7 +40,9 @@ class StackedDigits(Dataset):
     high quality when every channel's top digit probability is at least 0.5. The
     classifier has an eleventh class, "not a digit" (noise, blank images), so noise is not
     high quality. Its weights ship with modecov (``modecov.classifiers.digits``), so every
-    machine scores with the same network.
+    machine scores with the same network. Its ``kernel_scale`` is None (the kernel metrics
+    take the median heuristic): its modes come from the classifier, not from centres whose
+    spread and distances would set a bandwidth.
     """
 
     name = "stacked_digits"
@@ -115,8 +117,10 @@ class StackedDigits(Dataset):
         return float((top >= HQ_PROB).double().mean()) ** CHANNELS
 
     def sample(self, n: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-        idx = torch.randint(len(self.labels), (n, CHANNELS), generator=generator)
-        return self.images[idx].reshape(n, self.dim).to(dtype)
+        at = generator.device
+        (images,) = self._on(at, "images")
+        idx = torch.randint(len(self.labels), (n, CHANNELS), generator=generator, device=at)
+        return images[idx].reshape(n, self.dim).to(dtype)
 
     def sample_mode(
         self, k: int, n: int, generator: torch.Generator, dtype=torch.float32
@@ -186,12 +190,16 @@ class StackedDigits(Dataset):
         """The pixel range [-1, 1]: the box of uniform noise (this dataset has no 2-D plot)."""
         return -1.0, 1.0
 
+    def accepts(self, variant) -> bool:
+        """False for a variant these conv networks cannot train: one whose discriminator has
+        a shape of its own (``make_d``: a pair critic, an autoencoder...)."""
+        return variant.make_d is None
+
     def check_variant(self, variant) -> None:
-        """Raise ConfigError for a variant these conv networks cannot train: one whose
-        discriminator has a shape of its own (``make_d``: a pair critic, an autoencoder...)."""
+        """Raise ConfigError for a variant these conv networks cannot train (``accepts``)."""
         from modecov.errors import ConfigError
 
-        if variant.make_d is not None:
+        if not self.accepts(variant):
             raise ConfigError(
                 f"variant {variant.name!r} brings a discriminator of its own shape, which "
                 f"{self.name} (conv networks) does not support"

@@ -1,4 +1,5 @@
-"""Constructors for the Gaussian-mixture datasets: rings, grids, and the 1200-D mixture."""
+"""Constructors for the Gaussian-mixture datasets: rings, grids, and the 1200-D mixture (each
+gets its ``kernel_scale`` from its own centres and scale, ``base.mixture_kernel_scale``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ def ring_centers(n_modes: int, radius: float) -> torch.Tensor:
 
 
 def ring(
-    *, name: str, n_modes: int, radius: float, std: float, weights=None, label: str, reference: str
+    *,
+    name: str,
+    n_modes: int,
+    radius: float,
+    std: float,
+    weights=None,
+    label: str,
+    reference: str,
+    comparison: bool = False,
 ) -> GaussianMixture:
     """Isotropic Gaussians equally spaced on a circle."""
     w = torch.ones(n_modes) if weights is None else torch.as_tensor(weights)
@@ -28,11 +37,20 @@ def ring(
         centers=ring_centers(n_modes, radius),
         weights=w.to(torch.float64),
         std=torch.tensor([std], dtype=torch.float64),
+        comparison=comparison,
     )
 
 
 def grid(
-    *, name: str, side: int, spacing: float, std: float, weights=None, label: str, reference: str
+    *,
+    name: str,
+    side: int,
+    spacing: float,
+    std: float,
+    weights=None,
+    label: str,
+    reference: str,
+    comparison: bool = False,
 ) -> GaussianMixture:
     """Isotropic Gaussians on a side x side grid centred at the origin."""
     ticks = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
@@ -46,11 +64,18 @@ def grid(
         centers=centers,
         weights=w.to(torch.float64),
         std=torch.tensor([std], dtype=torch.float64),
+        comparison=comparison,
     )
 
 
 def heavy_center(
-    *, name: str, center_weight: float, n_minor: int, radius: float, std: float
+    *,
+    name: str,
+    center_weight: float,
+    n_minor: int,
+    radius: float,
+    std: float,
+    comparison: bool = False,
 ) -> GaussianMixture:
     """One heavy mode at the origin plus ``n_minor`` light modes on a ring."""
     centers = torch.cat((torch.zeros(1, 2, dtype=torch.float64), ring_centers(n_minor, radius)))
@@ -64,6 +89,7 @@ def heavy_center(
         centers=centers,
         weights=weights.to(torch.float64),
         std=torch.tensor([std], dtype=torch.float64),
+        comparison=comparison,
     )
 
 

@@ -13,11 +13,14 @@ from torch import Tensor
 
 from modecov.data import Dataset
 from modecov.errors import ConfigError, unknown
+from modecov.metrics import distribution as dist
 from modecov.metrics.distribution import mmd2, prdc, sliced_w2, w2
 from modecov.metrics.dynamics import dominant_switches, hop_tv, modes_lost, steps_to_all_modes
 from modecov.metrics.frechet import frechet
 from modecov.metrics.inception import inception
+from modecov.metrics.kernel import kid, rke, vendi
 from modecov.metrics.modes import mode_counts, modes
+from modecov.metrics.ndb import ndb
 
 KINDS = ("samples", "trajectory", "distribution")
 """What a metric scores: one set of samples per seed, per-snapshot HQ mode counts, or the
@@ -47,10 +50,17 @@ class MetricSpec:
     may be None)."""
     needs_dataset: bool = True
     """Read for ``samples`` metrics: False when ``fn`` also runs with ``data=None``, on raw
-    coordinates (the Fréchet distance), so a real set alone is enough to compute it."""
+    coordinates (the Fréchet distance, KID, Vendi, RKE, NDB), so a real set alone is enough to
+    compute it."""
     version: int = 1
     """Implementation version: bumped whenever a change can move a stored value, so a store
     refuses rows computed by another version (``modecov run --rerun-stale`` replaces them)."""
+    max_points: int | None = None
+    """Most samples per side ``fn`` reads (its first ones; samples are i.i.d.), None = all:
+    provenance for the manifest, and the size of the large final set (``sample_caps``)."""
+    every_snapshot: bool = False
+    """``samples`` metrics only: also scored at every trajectory snapshot (cheap ones: the
+    mode metrics' nearest-mode assignment), not only on the final samples."""
 
     def __post_init__(self) -> None:
         if not _SNAKE.fullmatch(self.name):
@@ -61,6 +71,8 @@ class MetricSpec:
             raise ValueError(f"metric {self.name!r}: version must be a positive int")
         if not self.outputs:
             raise ValueError(f"metric {self.name!r} declares no outputs")
+        if self.every_snapshot and self.kind != "samples":
+            raise ValueError(f"metric {self.name!r}: only samples metrics run at snapshots")
         for key, higher in self.outputs.items():
             if not _SNAKE.fullmatch(key) or not isinstance(higher, bool):
                 raise ValueError(
@@ -76,7 +88,7 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
         for m in (
             MetricSpec(
                 name="modes", version=2, label="Mode coverage", kind="samples", fn=modes,
-                reference="srivastava2017veegan,lin2018pacgan",
+                reference="srivastava2017veegan,lin2018pacgan", every_snapshot=True,
                 outputs={
                     "modes_covered": True, "modes_covered_frac": True, "modes_balanced": True,
                     "hq_fraction": True, "kl_gen_true": False, "kl_true_gen": False,
@@ -92,6 +104,26 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
                 name="frechet", label="Fréchet distance", kind="samples", fn=frechet,
                 reference="heusel2017gans", outputs={"frechet_distance": False},
                 needs_dataset=False,
+            ),
+            MetricSpec(
+                name="kid", label="Kernel inception distance", kind="samples", fn=kid,
+                reference="binkowski2018demystifying", outputs={"kid": False},
+                needs_dataset=False, max_points=dist.KID_MAX_POINTS,
+            ),
+            MetricSpec(
+                name="vendi", label="Vendi score", kind="samples", fn=vendi,
+                reference="friedman2023vendi", outputs={"vendi": True, "vendi_norm": True},
+                needs_dataset=False, max_points=dist.VENDI_MAX_POINTS,
+            ),
+            MetricSpec(
+                name="rke", label="Rényi kernel entropy mode count", kind="samples", fn=rke,
+                reference="jalali2023information", outputs={"rke": True}, needs_dataset=False,
+                max_points=dist.RKE_MAX_POINTS,
+            ),
+            MetricSpec(
+                name="ndb", label="Number of statistically different bins", kind="samples",
+                fn=ndb, reference="richardson2018gans", outputs={"ndb": False, "ndb_jsd": False},
+                needs_dataset=False, max_points=dist.NDB_MAX_POINTS,
             ),
             MetricSpec(
                 name="hop_tv", label="Mode hopping (TV)", kind="trajectory", fn=hop_tv,
@@ -113,18 +145,22 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
                 name="prdc", label="Precision, recall, density, coverage", kind="distribution",
                 fn=prdc, reference="kynkaanniemi2019improved,naeem2020reliable",
                 outputs={"precision": True, "recall": True, "density": True, "coverage": True},
+                max_points=dist.PRDC_MAX_POINTS,
             ),
             MetricSpec(
                 name="mmd", label="MMD²", kind="distribution", fn=mmd2,
                 reference="gretton2012kernel", outputs={"mmd2": False},
+                max_points=dist.MMD_MAX_POINTS,
             ),
             MetricSpec(
                 name="w2", label="Wasserstein-2", kind="distribution", fn=w2,
                 reference="villani2009optimal", outputs={"w2": False},
+                max_points=dist.W2_MAX_POINTS,
             ),
             MetricSpec(
                 name="sliced_w2", label="Sliced Wasserstein-2", kind="distribution", fn=sliced_w2,
                 reference="bonneel2015sliced", outputs={"sliced_w2": False},
+                max_points=dist.SLICED_MAX_POINTS,
             ),
         )
     }
@@ -144,6 +180,22 @@ def _directions(metrics: Mapping[str, MetricSpec]) -> Mapping[str, bool]:
 
 DIRECTIONS: Mapping[str, bool] = _directions(METRICS)
 """Every output key of every metric -> True when higher is better (read by the report)."""
+
+
+def sample_caps(kind: str | None = None) -> dict[str, int]:
+    """Metric name -> most samples per side it reads (``MetricSpec.max_points``), for the
+    metrics (of ``kind``, when given) that cap them: provenance for the manifest; the large
+    final set is as large as the largest cap of the distribution metrics."""
+    return {
+        name: spec.max_points
+        for name, spec in METRICS.items()
+        if spec.max_points and kind in (None, spec.kind)
+    }
+
+
+def snapshot_metrics() -> tuple[str, ...]:
+    """The samples metrics scored at every trajectory snapshot (``every_snapshot``)."""
+    return tuple(name for name, spec in METRICS.items() if spec.every_snapshot)
 
 
 def versions(metrics: Mapping[str, MetricSpec] | None = None) -> str:
@@ -264,8 +316,10 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "mode_counts",
+    "sample_caps",
     "score_distribution",
     "score_samples",
     "score_trajectory",
+    "snapshot_metrics",
     "versions",
 ]

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from modecov.errors import StoreError, unknown
-from modecov.report import render
+from modecov.report import metricbench, render
 from modecov.report.stats import INTERVALS, STATS
-from modecov.report.tables import Options, build_tables, protocol
-from modecov.store import RUNS, TRAJECTORY, TRAJECTORY_COLUMNS, _atomic_write, _committed, _read_csv
+from modecov.report.tables import BASELINE, Options, build_tables, protocol
+from modecov.store import RUNS, Store, atomic_write
 from modecov.variants import VARIANTS
 
 SUMMARY = "summary.csv"
@@ -74,7 +74,7 @@ def build(
         stat: point estimate over seeds (``mean``, ``median``, ``iqm``).
         interval: ``ci95`` (percentile bootstrap), ``std`` or ``sem``.
         baseline: variant the probability-of-improvement tables compare against; None means
-            ``nsgan``, and those tables are left out when it is not in the store.
+            ``tables.BASELINE``, and those tables are left out when it is not in the store.
         figures: draw the figures (tests of tables alone turn them off).
 
     Returns:
@@ -84,11 +84,15 @@ def build(
         StoreError: no runs.csv, no rows, a damaged CSV, or a named baseline not stored.
         ConfigError: an unknown statistic, interval or baseline.
     """
-    opts = _options(stat, interval, baseline or "nsgan")
+    if metricbench.is_store(root):  # the metric benchmark: scores.csv, no runs
+        return metricbench.build(root, stat=stat, interval=interval, baseline=baseline,
+                                 figures=figures)  # fmt: skip
+    opts = _options(stat, interval, baseline or BASELINE)
     root = Path(root)
     if not (root / RUNS).exists():
         raise StoreError(f"{root} holds no {RUNS}; run `modecov run --out {root}` first")
-    runs = _read_csv(root / RUNS, ["config_id", "seed", "dataset", "variant"])
+    store = Store(root)  # read only: no lock, every file is replaced atomically
+    runs = store.runs()
     if runs.empty:
         raise StoreError(f"{root / RUNS} has no rows yet")
     runs["config_id"] = runs["config_id"].astype(str)
@@ -97,20 +101,20 @@ def build(
         raise StoreError(f"baseline {baseline!r} is not in {root / RUNS}; it holds "
                          f"{', '.join(stored)}")  # fmt: skip
     _refuse_mixed(root, runs)
-    traj = _committed(_read_csv(root / TRAJECTORY, TRAJECTORY_COLUMNS), runs)
+    traj = store.trajectory()
     summ, tables = build_tables(runs, opts)
     written = [root / SUMMARY]
-    _atomic_write(root / SUMMARY, summ.to_csv(index=False, lineterminator="\n"))
+    atomic_write(root / SUMMARY, summ.to_csv(index=False, lineterminator="\n"))
     folder = root / "tables"
     folder.mkdir(exist_ok=True)
     for t in tables:
         for ext, fn in FORMATS.items():
             path = folder / f"{t.name}.{ext}"
-            _atomic_write(path, fn(t))
+            atomic_write(path, fn(t))
             written.append(path)
     _remove_stale(folder, written, _previous_tables(folder))
     index = {"tables": [t.name for t in tables], "formats": list(FORMATS)}
-    _atomic_write(folder / "index.json", json.dumps(index, indent=2) + "\n")
+    atomic_write(folder / "index.json", json.dumps(index, indent=2) + "\n")
     figs, notes = [], []
     if figures:
         from modecov.report.figures import KINDS, build_figures
@@ -122,6 +126,6 @@ def build(
     from modecov.report.readme import readme
 
     text = readme(root, tables, figs, notes, protocol(runs, opts))
-    _atomic_write(root / README, text)
+    atomic_write(root / README, text)
     written.append(root / README)
     return written

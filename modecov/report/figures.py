@@ -37,7 +37,7 @@ from modecov.report.tables import (
     row_keys,
     settings,
 )
-from modecov.store import read_samples
+from modecov.store import atomic_write, read_samples
 from modecov.variants import VARIANTS
 
 KINDS = ("summary", "samples", "curves", "modes", "landscape")
@@ -150,8 +150,9 @@ def _figure(rows: int, cols: int, size=(PANEL, PANEL), extra_height: float = 0.0
 
 def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=DPI, metadata={"Software": None})
-    fig.savefig(paths[1], metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    atomic_write(paths[0], lambda tmp: fig.savefig(tmp, dpi=DPI, metadata={"Software": None}))
+    pdf_meta = {"CreationDate": None, "Creator": None, "Producer": None}
+    atomic_write(paths[1], lambda tmp: fig.savefig(tmp, metadata=pdf_meta))
     return paths
 
 

@@ -3,10 +3,12 @@ so that committed results read as a short paper section."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from modecov.errors import StoreError
 from modecov.report.render import Table, markdown
+from modecov.store import Store
+from modecov.variants import VARIANTS
 
 HEADLINE_TABLES = ("paper", "ranks", "poi_hq_fraction", "poi_modes_covered")
 SUMMARY_FIGURE = "summary_heatmap"
@@ -23,15 +25,25 @@ FIGURE_CAPTIONS = {
     "curves": "Each row keeps one colour and line style in every figure.",
     "landscape": "D's output over the sample space at the end of training (first seed), "
     "red = judged real, blue = judged fake, centred on its median; EBGAN's energy (low = "
-    "real) is negated to match. Drawn only where D judges one sample: not for the pair "
-    "critics (BiGAN, BiGAN-PGP, VEEGAN), minibatch discrimination (MBD) or GMMN (no D).",
+    "real) is negated to match. Drawn only where D judges one sample",
 }
+
+
+def _caption(kind: str) -> str:
+    """The caption of a figure kind; the landscape's names the variants it leaves out."""
+    text = FIGURE_CAPTIONS[kind]
+    if kind != "landscape":
+        return text
+    without = [v.label for v in VARIANTS.values() if not v.landscape]
+    if not without:
+        return f"{text}."
+    return f"{text}: not for {', '.join(without)} (D judges pairs or minibatches, or no D)."
 
 
 def _manifest(root: Path) -> dict:
     try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return Store(root).manifest()
+    except (OSError, StoreError):
         return {}
 
 
@@ -93,7 +105,7 @@ def readme(
             continue
         lines += ["", f"### {title}", ""]
         if kind in FIGURE_CAPTIONS:
-            lines += [FIGURE_CAPTIONS[kind], ""]
+            lines += [_caption(kind), ""]
         for p in mine:
             lines.append(f"![{p.stem}](figures/{p.name})")
     if notes:

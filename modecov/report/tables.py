@@ -35,6 +35,8 @@ HEADLINE = ("modes_covered", "modes_balanced", "hq_fraction", "kl_gen_true", "kl
 """Metrics of the rank table (those present in the store)."""
 POI_METRICS = ("modes_covered", "hq_fraction", "kl_gen_true")
 """Metrics with a probability-of-improvement table."""
+BASELINE = "nsgan"
+"""The variant the probability-of-improvement tables compare against by default."""
 
 INTERVAL_TEXT = {
     "ci95": "95% percentile bootstrap interval [low, high] "
@@ -51,7 +53,7 @@ class Options:
 
     stat: str = "mean"
     interval: str = "ci95"
-    baseline: str = "nsgan"
+    baseline: str = BASELINE
 
 
 def _order(names, registry_order) -> list[str]:

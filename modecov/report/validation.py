@@ -22,7 +22,7 @@ from modecov.config import VALIDATION_VARIANTS
 from modecov.errors import ModecovError, StoreError
 from modecov.report.render import markdown
 from modecov.report.tables import Options, metric_table, paper_table, summary
-from modecov.store import RUNS, Store
+from modecov.store import RUNS, Store, atomic_write
 from modecov.variants import REFERENCES
 
 NOTE = "validation.md"
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
         return 0
-    note.write_text(new)
+    atomic_write(note, new)
     print(f"wrote {note}")
     return 0
 

@@ -55,7 +55,7 @@ WGAN = Variant(
     name="wgan",
     label="WGAN",
     reference="arjovsky2017wasserstein",
-    relative_cost=3.6,
+    relative_cost=3.3,
     d_loss=losses.wasserstein_d,
     g_loss=losses.wasserstein_g,
     clip=0.01,
@@ -65,9 +65,12 @@ WGAN = Variant(
 
 WGAN_GP = Variant(
     name="wgan_gp",
+    # v2: the penalty's input gradient without autograd's graph through D's forward pass
+    # (the same values; the weights' gradients round differently)
+    version=2,
     label="WGAN-GP",
     reference="gulrajani2017improved",
-    relative_cost=6.0,
+    relative_cost=4.8,
     d_loss=losses.wasserstein_d,
     g_loss=losses.wasserstein_g,
     penalty=penalties.gradient_penalty,
@@ -78,9 +81,12 @@ WGAN_GP = Variant(
 
 R1 = Variant(
     name="r1",
+    # v2: the penalty's input gradient without autograd's graph through D's forward pass
+    # (the same values; the weights' gradients round differently)
+    version=2,
     label="R1",
     reference="mescheder2018which",
-    relative_cost=1.6,
+    relative_cost=1.3,
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     penalty=penalties.r1_penalty,
@@ -110,7 +116,7 @@ PACGAN4 = Variant(
     version=2,  # v2: a batch is B packs (v1 held B samples, so D saw B / m inputs)
     label="PacGAN4",
     reference="lin2018pacgan",
-    relative_cost=1.55,
+    relative_cost=1.6,
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     pack=4,
@@ -129,9 +135,12 @@ MSGAN = Variant(
 
 DRAGAN = Variant(
     name="dragan",
+    # v2: the penalty's input gradient without autograd's graph through D's forward pass
+    # (the same values; the weights' gradients round differently)
+    version=2,
     label="DRAGAN",
     reference="kodali2017convergence",
-    relative_cost=1.5,
+    relative_cost=1.35,
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     penalty=penalties.dragan_penalty,

@@ -79,13 +79,16 @@ class AutoEncoder(StackedMLP):
         self.code_layer = len(encoder)
         """Index of the layer whose output is the code."""
 
+    input_gradient = None
+    """Not StackedMLP's: the energy is not the MLP's output (penalties use autograd)."""
+
     def _run(self, x: Tensor, layers) -> Tensor:
         """Apply ``layers`` (weight, bias) pairs of this net, starting at layer 0."""
         last = len(self._leaf_layers) - 1
         for j, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w.transpose(1, 2))
             if j not in (self.code_layer, last):
-                x = F.leaky_relu(x, self.slope)
+                x = F.leaky_relu_(x, self.slope)  # x is this layer's fresh product
         return x
 
     def encode(self, x: Tensor, params: Tensor | None = None) -> Tensor:

@@ -4,8 +4,11 @@ for each sample, how close it is to the other samples of its minibatch.
 The layer costs O(B² · kernels · kernel_dim) per pass, elementwise work that no matrix
 product does. ``minibatch_features`` computes it exactly with a hand-written backward:
 each unordered pair of tiles of the symmetric pair grid once, no exp over the grid (a
-product of per-point factors), in cache-sized chunks. At the shared batch of 256 (5 seeds,
-ring8, one thread) a step costs ~24 NS-GAN steps, against ~130 with cdist and autograd.
+product of per-point factors), all kernel dimensions at once in chunks that stay in a core's
+L2 cache. At the shared batch of 256 (5 seeds, ring8, one thread) a step costs 0.6 s, 38
+NS-GAN steps beside other jobs (``benchmarks/step_costs.md``, which gives its floor), where
+the implementation with 2 MB chunks took 0.8 s (53) and cdist with autograd several times
+that.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ TILE = 64
 (the grid is symmetric), (1 + 1/tiles)/2 of the grid; 64 measured faster than 16, 32 or
 128 at batch 256."""
 
-CHUNK_ELEMENTS = 1 << 19
-"""Pair-grid entries per chunk of (seed, kernel) sets: bounds the temporaries (2 MB each in
-float32, about the L2 cache)."""
+CHUNK_ELEMENTS = 1 << 14
+"""Pair-grid entries per chunk of (seed, kernel) sets, at least one set: every dimension's
+differences or minima of a chunk are one (C, chunk) temporary, which then stays in a core's
+L2 cache. At batch 256 (tile 64) a chunk is one set, 41K entries: measured 25% faster per
+step than sets of 2^19 entries, whose temporaries spilled out of L2, and than 3 sets."""
 
 FAST_SPREAD = 0.6
 """A point set takes ``_pair_weights``' exp-free path when its spread (the sum over the
@@ -79,6 +84,11 @@ def _pair_tiles(x: Tensor, tile: int) -> tuple[Tensor, Tensor]:
     return xa[..., None], xb[..., None, :]
 
 
+def _split_sets(tiled: Sequence[Tensor], rows: int) -> list[tuple[Tensor, ...]]:
+    """Each of the tiles of x, w (C, P, ...) and s (P, ...) cut into chunks of ``rows`` sets."""
+    return [t.split(rows, dim=t.dim() - 4) for t in tiled]
+
+
 class _KernelSums(torch.autograd.Function):
     """``o_pi = Σ_j exp(−Σ_c |x_cpi − x_cpj|)`` for (C, P, n) points x: P point sets (one per
     seed, minibatch and kernel) of n points in C dimensions, one (P, n) plane per dimension
@@ -91,7 +101,8 @@ class _KernelSums(torch.autograd.Function):
     ∂L/∂x_ic = −Σ_j (g_i + g_j) E_ij sign(x_ic − x_jc), sign(0) = 0 as for cdist (the self
     term has no gradient). Backward recomputes E chunk by chunk rather than keeping half of
     the (P, n, n) grid: writing it to memory and reading it back cost more than the
-    recomputation, and memory stays at a few chunks of CHUNK_ELEMENTS entries.
+    recomputation, and memory stays at a few chunks of CHUNK_ELEMENTS entries. Each chunk's
+    work runs over all C dimensions at once, a handful of operations per chunk whatever C.
     """
 
     @staticmethod
@@ -101,17 +112,23 @@ class _KernelSums(torch.autograd.Function):
         a, b = _tile_pairs(tiles, x.device)
         Q = a.numel()
         w, s, fast = _exp_factors(x)
-        tiled = (*_pair_tiles(x, tile), *_pair_tiles(w, tile), *_pair_tiles(s, tile))
-        rows = max(1, CHUNK_ELEMENTS // (Q * tile * tile))
-        dist = x.new_empty(min(rows, P), Q, tile, tile)
-        tmp = torch.empty_like(dist)
+        sa, sb = _pair_tiles(s, tile)
+        tiled = (*_pair_tiles(x, tile), *_pair_tiles(w, tile), sa[0], sb[0])
+        rows = min(P, max(1, CHUNK_ELEMENTS // (Q * tile * tile)))
+        e = x.new_empty(rows, Q, tile, tile)
+        scratch = x.new_empty(C, rows, Q, tile, tile)
         row_sums = x.new_empty(P, Q, tile)
         col_sums = x.new_empty(P, Q - tiles, tile)
-        for start in range(0, P, rows):
-            ps = slice(start, min(start + rows, P))
-            e = _pair_weights([t[:, ps] for t in tiled], fast[ps], dist, tmp)
-            torch.sum(e, -1, out=row_sums[ps])
-            torch.sum(e[:, tiles:], -2, out=col_sums[ps])
+        chunks = zip(
+            *_split_sets(tiled, rows),
+            row_sums.split(rows),
+            col_sums.split(rows),
+            range(0, P, rows),
+        )
+        for *tk, rk, ck, start in chunks:
+            ek = _pair_weights(tk, fast[start : start + rows], e, scratch)
+            torch.sum(ek, -1, out=rk)
+            torch.sum(ek[:, tiles:], -2, out=ck)
         out = x.new_zeros(P, tiles, tile)
         out.index_add_(1, a, row_sums).index_add_(1, b[tiles:], col_sums)
         ctx.save_for_backward(*tiled)
@@ -122,29 +139,37 @@ class _KernelSums(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         tiled = ctx.saved_tensors
-        xa, xb = tiled[:2]
         tile, n, fast = ctx.tile, ctx.n, ctx.fast
-        C, P, Q = xa.shape[:3]
+        C, P, Q = tiled[0].shape[:3]
         tiles = n // tile
-        a, b = _tile_pairs(tiles, xa.device)
+        a, b = _tile_pairs(tiles, grad.device)
         (ga,), (gb,) = _pair_tiles(grad.reshape(1, P, n), tile)
-        rows = max(1, CHUNK_ELEMENTS // (Q * tile * tile))
-        w = xa.new_empty(min(rows, P), Q, tile, tile)
-        tmp = torch.empty_like(w)
-        row_sums = xa.new_empty(C, P, Q, tile)
-        col_sums = xa.new_empty(C, P, Q - tiles, tile)
-        for start in range(0, P, rows):
-            ps = slice(start, min(start + rows, P))
-            wk = _pair_weights([t[:, ps] for t in tiled], fast[ps], w, tmp)
-            buf = tmp[: wk.shape[0]]
-            wk.mul_(torch.add(ga[ps], gb[ps], out=buf))
-            for c in range(C):
-                torch.sub(xa[c, ps], xb[c, ps], out=buf).sign_().mul_(wk)
-                torch.sum(buf, -1, out=row_sums[c, ps])
-                torch.sum(buf[:, tiles:], -2, out=col_sums[c, ps])
-        gx = xa.new_zeros(C, P, tiles, tile)
+        rows = min(P, max(1, CHUNK_ELEMENTS // (Q * tile * tile)))
+        e = grad.new_empty(rows, Q, tile, tile)
+        g = torch.empty_like(e)
+        scratch = grad.new_empty(C, rows, Q, tile, tile)
+        # (P, C, ...) so that each chunk's sums land in one contiguous block.
+        row_sums = grad.new_empty(P, C, Q, tile)
+        col_sums = grad.new_empty(P, C, Q - tiles, tile)
+        chunks = zip(
+            *_split_sets(tiled, rows),
+            ga.split(rows),
+            gb.split(rows),
+            row_sums.split(rows),
+            col_sums.split(rows),
+            range(0, P, rows),
+        )
+        for *tk, gak, gbk, rk, ck, start in chunks:
+            wk = _pair_weights(tk, fast[start : start + rows], e, scratch)
+            p = wk.shape[0]
+            gk, m = (g, scratch) if p == rows else (g[:p], scratch[:, :p])
+            wk.mul_(torch.add(gak, gbk, out=gk))
+            torch.sub(tk[0], tk[1], out=m).sign_().mul_(wk)
+            torch.sum(m, -1, out=rk.transpose(0, 1))
+            torch.sum(m[:, :, tiles:], -2, out=ck.transpose(0, 1))
+        gx = grad.new_zeros(P, C, tiles, tile)
         gx.index_add_(2, b[tiles:], col_sums).index_add_(2, a, row_sums.neg_())
-        return gx.view(C, P, n), None
+        return gx.transpose(0, 1).reshape(C, P, n), None
 
 
 def _exp_factors(x: Tensor) -> tuple[Tensor, Tensor, list[bool]]:
@@ -159,29 +184,29 @@ def _exp_factors(x: Tensor) -> tuple[Tensor, Tensor, list[bool]]:
 
 
 def _pair_weights(
-    tiled: Sequence[Tensor], fast: Sequence[bool], out: Tensor, tmp: Tensor
+    tiled: Sequence[Tensor], fast: Sequence[bool], out: Tensor, scratch: Tensor
 ) -> Tensor:
     """``E = exp(−Σ_c |x_a,c − x_b,c|)`` over p sets' tile pairs, into the first p rows of
-    ``out`` (``tmp`` is scratch of the same shape).
+    ``out`` (``scratch`` holds C planes of its shape).
 
-    ``tiled`` holds the tiles a and b of x, w and s (``_exp_factors``). Per dimension
+    ``tiled`` holds the tiles a and b of x and w, (C, p, Q, t, ·), and of s, (p, Q, t, ·)
+    (``_exp_factors``). Per dimension
     exp(−|x_i − x_j|) = e^{x'_i} e^{x'_j} min(e^{−2x'_i}, e^{−2x'_j}) (x' = x − m for any m),
     so E = s_i s_j Π_c min(w_ic, w_jc): a minimum and a product per dimension, no exp
     over the grid. Its factors stay within e^{±1.5 · spread}; sets too spread for the
     dtype use exp(−‖x_i − x_j‖₁) directly (the whole chunk when none of its sets is fast).
+    The minima (or distances) of all C dimensions are one operation, their product (sum)
+    one reduction over them, in dimension order.
     """
     xa, xb, wa, wb, sa, sb = tiled
-    C, p = xa.shape[:2]
-    e, buf = out[:p], tmp[:p]
+    p = xa.shape[1]
+    # A comparison costs less than a slice, and most chunks fill the buffers.
+    e, m = (out, scratch) if p == out.shape[0] else (out[:p], scratch[:, :p])
     if not any(fast):
-        torch.sub(xa[0], xb[0], out=e).abs_()
-        for c in range(1, C):
-            e.add_(torch.sub(xa[c], xb[c], out=buf).abs_())
-        return e.neg_().exp_()
-    torch.minimum(wa[0], wb[0], out=e)
-    for c in range(1, C):
-        e.mul_(torch.minimum(wa[c], wb[c], out=buf))
-    e.mul_(sa[0]).mul_(sb[0])
+        torch.sub(xa, xb, out=m).abs_()
+        return torch.sum(m, 0, out=e).neg_().exp_()
+    torch.prod(torch.minimum(wa, wb, out=m), 0, out=e)
+    e.mul_(sa).mul_(sb)
     slow = [i for i, ok in enumerate(fast) if not ok]
     if slow:
         at = torch.tensor(slow, device=e.device)
@@ -323,7 +348,7 @@ class MinibatchDiscriminator:
         views = self._views(params) if params is not None else self.leaves
         *trunk, t, _, _ = views
         for w, b in zip(trunk[0::2], trunk[1::2]):
-            x = F.leaky_relu(torch.baddbmm(b, x, w.transpose(1, 2)), self.slope)
+            x = F.leaky_relu_(torch.baddbmm(b, x, w.transpose(1, 2)), self.slope)
         S, N, _ = x.shape
         m = torch.bmm(x, t).view(S, N, self.kernels, self.kernel_dim)
         return torch.cat((x, minibatch_features(m, self.group)), dim=-1)
@@ -355,7 +380,7 @@ MBD = Variant(
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     make_d=minibatch_critic,
-    relative_cost=24.0,
+    relative_cost=38.0,
     landscape=False,  # minibatch features: a grid batch makes bands, not one sample's score
 )
 """Keeps the shared Adam: the paper gives no toy settings."""

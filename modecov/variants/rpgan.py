@@ -53,7 +53,8 @@ RPGAN = Variant(
     penalty=penalties.r1_r2_penalty,
     penalty_weight=GAMMA / 2,
     step=rpgan_step,
-    relative_cost=1.9,
+    relative_cost=1.7,
+    version=2,
 )
 """Keeps the shared Adam: the paper's optimiser (Adam β1 = 0, lr and β2 scheduled) belongs
 to its image architectures, and it has no toy settings."""
