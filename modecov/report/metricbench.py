@@ -20,6 +20,7 @@ from modecov.errors import ConfigError, StoreError
 from modecov.metricbench import COLUMNS, CORRUPTIONS, NAME, NONE, NONE_LABEL, SCORES
 from modecov.metrics import DIRECTIONS
 from modecov.report import render, stats
+from modecov.report.readme import provenance
 from modecov.report.render import Cell, Column, Row, Table, bold_best, fmt
 from modecov.report.tables import STAT_TEXT, dataset_label
 from modecov.store import RUNS, Store, atomic_write, read_csv
@@ -522,14 +523,7 @@ def readme(
         "",
         caption,
     ]
-    prov = [
-        f"{k.replace('_', ' ')}: {man[k]}"
-        for k in ("device_name", "torch_version", "modecov_version", "git_commit",
-                  "started_at", "finished_at")
-        if k in man
-    ]  # fmt: skip
-    if prov:
-        lines += ["", "Provenance: " + "; ".join(prov) + "."]
+    lines += provenance(man)
     skipped = man.get("sample_counts", {}).get("not_rescored", {})
     if skipped:
         lines += [

@@ -29,6 +29,17 @@ FIGURE_CAPTIONS = {
 }
 
 
+PROVENANCE = ("device_name", "torch_version", "modecov_version", "git_commit", "started_at",
+              "finished_at")  # fmt: skip
+"""Manifest fields a README names under its protocol."""
+
+
+def provenance(man: dict) -> list[str]:
+    """README lines naming the manifest's machine, versions and times (none when absent)."""
+    prov = [f"{k.replace('_', ' ')}: {man[k]}" for k in PROVENANCE if k in man]
+    return ["", "Provenance: " + "; ".join(prov) + "."] if prov else []
+
+
 def _caption(kind: str) -> str:
     """The caption of a figure kind; the landscape's names the variants it leaves out."""
     text = FIGURE_CAPTIONS[kind]
@@ -62,14 +73,7 @@ def readme(
         "",
         caption,
     ]
-    prov = [
-        f"{k.replace('_', ' ')}: {man[k]}"
-        for k in ("device_name", "torch_version", "modecov_version", "git_commit",
-                  "started_at", "finished_at")
-        if k in man
-    ]  # fmt: skip
-    if prov:
-        lines += ["", "Provenance: " + "; ".join(prov) + "."]
+    lines += provenance(man)
     pngs = [p for p in figures if p.suffix == ".png"]
     summary = [p for p in pngs if p.stem == SUMMARY_FIGURE]
     if summary:
