@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(BIN)/modecov report results/$(SUITE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 perf: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider -o addopts="" --benchmark-columns=median,ops -s
