@@ -35,7 +35,7 @@ from modecov.classifiers.digits import classifier_hash
 from modecov.config import RunConfig
 from modecov.data import DATASETS
 from modecov.errors import StoreError
-from modecov.metrics import sample_caps
+from modecov.metrics import parse_versions, sample_caps
 from modecov.metrics import versions as metric_versions
 
 if TYPE_CHECKING:
@@ -437,8 +437,8 @@ def _implementation_change(row: pd.Series, cfg: RunConfig) -> str:
     parts = []
     if int(stored_variant) != now["variant_version"]:
         parts.append(f"{cfg.variant} v{int(stored_variant)}, now v{now['variant_version']}")
-    old = dict(p.split("=", 1) for p in stored_metrics.split(";") if "=" in p)
-    new = dict(p.split("=", 1) for p in now["metric_versions"].split(";"))
+    old = parse_versions(stored_metrics)
+    new = parse_versions(now["metric_versions"])
     moved = [f"{m} v{old.get(m, '-')}, now v{v}" for m, v in new.items() if old.get(m) != v]
     if moved:
         parts.append("metrics " + ", ".join(moved))

@@ -32,13 +32,9 @@ import torch
 
 from modecov.config import suite
 from modecov.data import DATASETS
-from modecov.metrics import METRICS, score_samples, versions
+from modecov.metrics import METRICS, parse_versions, score_samples, versions
 from modecov.store import RUNS, Store, atomic_write, column_order, read_samples
 from modecov.train import real_reference
-
-
-def _parse(text: str) -> dict[str, int]:
-    return {k: int(v) for k, v in (part.split("=") for part in str(text).split(";") if part)}
 
 
 def _close(a: float, b: float) -> bool:
@@ -52,7 +48,7 @@ def migrate(root: Path) -> None:
         runs = store.runs()
     runs["config_id"] = runs["config_id"].astype(str)
     configs = {c.config_id: c for c in suite(root.name)}
-    current = _parse(versions())
+    current = parse_versions(versions())
     for spec in METRICS.values():
         for key in spec.outputs:
             if key not in runs.columns:
@@ -67,7 +63,7 @@ def migrate(root: Path) -> None:
         stored = {text for text in rows["metric_versions"]}
         if len(stored) != 1:
             continue
-        old = _parse(stored.pop())
+        old = parse_versions(stored.pop())
         changed = {n for n in old if old[n] != current.get(n)}
         added = set(current) - set(old)
         if changed or any(METRICS[n].kind != "samples" for n in added):

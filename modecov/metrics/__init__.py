@@ -198,6 +198,11 @@ def snapshot_metrics() -> tuple[str, ...]:
     return tuple(name for name, spec in METRICS.items() if spec.every_snapshot)
 
 
+def parse_versions(text: str) -> dict[str, int]:
+    """The ``name -> version`` of a ``metric_versions`` string (``versions``' inverse)."""
+    return {k: int(v) for k, v in (p.split("=", 1) for p in str(text).split(";") if "=" in p)}
+
+
 def versions(metrics: Mapping[str, MetricSpec] | None = None) -> str:
     """``name=version`` of every metric, sorted by name and ``;``-joined: the
     ``metric_versions`` a stored row records, so a store can tell rows computed by another
@@ -316,6 +321,7 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "mode_counts",
+    "parse_versions",
     "sample_caps",
     "score_distribution",
     "score_samples",
