@@ -22,6 +22,7 @@ from modecov.data import DATASETS
 from modecov.evaluate import train
 from modecov.report import figures
 from modecov.report.style import style
+from modecov.report.tables import dataset_label
 from modecov.store import RUNS, SAMPLES, TRAJECTORY, Store, read_samples, sample_arrays
 from modecov.train import LANDSCAPE_RESOLUTION, landscape_grid
 from modecov.variants import REFERENCES, VARIANTS
@@ -245,8 +246,32 @@ def test_summary_heatmap_orders_rows_by_mean_rank_and_leads_the_readme(zoo):
     cells = [t.get_text() for t in heat[1].texts]
     assert len(cells) == len(labels) * len(TOY_CORE)
     assert all("\n[" in c for c in cells)  # estimate over its interval
-    first = readme.index(f"figures/{figures.SUMMARY_STEM}.png")
-    assert first < readme.index("## Headline tables") < readme.index("figures/samples_")
+    heatmap = readme.index(f"figures/{figures.SUMMARY_STEM}.png")
+    assert heatmap < readme.index("## Headline tables") < readme.index("figures/samples_")
+
+
+def test_readme_leads_with_the_paper_table_per_dataset_the_ranks_and_the_histograms(zoo):
+    # Issue 12: the protocol, then one modes / HQ / KL table per dataset (reference rows
+    # under a rule), the rank table across the sets, the imbalanced sets' mode histograms,
+    # and only then the heatmap and the rest.
+    _, readme = zoo
+    heads = [readme.index(f"#### {dataset_label(d)}\n") for d in TOY_CORE]
+    assert heads == sorted(heads) and readme.index("## Protocol") < heads[0]
+    ranks = readme.index("## Mean rank across datasets")
+    hists = [readme.index(f"figures/modes_{d}.png") for d in TOY_CORE if "imbalanced" in d
+             or d == "heavy_center"]  # fmt: skip
+    assert hists and heads[-1] < ranks < min(hists)
+    assert max(hists) < readme.index(f"figures/{figures.SUMMARY_STEM}.png")
+    assert readme.count("figures/modes_") == len(hists)  # shown once, not again under Figures
+    for start, end in zip(heads, [*heads[1:], ranks]):
+        block = readme[start:end]
+        header = block.splitlines()[2]
+        assert header.count("|") == 5 and "modes" in header and "HQ" in header, header
+        rows = [ln for ln in block.splitlines() if ln.startswith("| ")]
+        labels = [ln.split("|")[1].strip() for ln in rows[1:]]
+        rule = labels.index("*reference samplers*")
+        assert all("(reference)" in lab for lab in labels[rule + 1 :])
+        assert not any("(reference)" in lab for lab in labels[:rule])
 
 
 # -- samples files ------------------------------------------------------------------------

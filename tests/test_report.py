@@ -115,7 +115,8 @@ def test_report_writes_summary_tables_and_readme(smoke_store, tmp_path, capsys):
     assert set(summary["metric"]) == set(metrics)
     assert len(summary) == runs.groupby(GROUP).ngroups * len(metrics)
     readme = (root / "README.md").read_text()
-    assert "Protocol: 20 generator steps" in readme and "#### Mode coverage" in readme
+    assert "Protocol: 20 generator steps" in readme and "\n## Mode coverage" in readme
+    assert "\n#### Ring-8\n" in readme  # the paper table per dataset
     assert "![samples_ring8](figures/samples_ring8.png)" in readme
 
 
