@@ -112,8 +112,8 @@ def readme(
         paper = by_name["paper"]
         lines += ["", f"## {paper.title}", ""]
         lines += [
-            "Per dataset: the mean over seeds and its interval, bold the best trained "
-            "variant, the reference samplers below the rule.",
+            "Per dataset: the estimate over seeds and its interval (as under Protocol), bold "
+            "the best trained variant, the reference samplers below the rule.",
             "",
         ]
         for t in per_group(paper):
