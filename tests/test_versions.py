@@ -33,10 +33,14 @@ def store(smoke_store, tmp_path) -> Path:
     return root
 
 
+NSGAN_NOW = VARIANTS["nsgan"].version
+"""NS-GAN's version, under which the smoke store is computed; the fixture bumps it by one."""
+
+
 @pytest.fixture
 def nsgan_v2(monkeypatch):
     """The registry as it would be after a change to NS-GAN's update rule."""
-    bumped = {**VARIANTS, "nsgan": dataclasses.replace(VARIANTS["nsgan"], version=2)}
+    bumped = {**VARIANTS, "nsgan": dataclasses.replace(VARIANTS["nsgan"], version=NSGAN_NOW + 1)}
     monkeypatch.setattr(config_mod, "VARIANTS", MappingProxyType(bumped))
 
 
@@ -62,7 +66,8 @@ def test_a_changed_variant_is_refused_in_one_line_and_the_store_is_unchanged(
     rc, _, err = cli(capsys, *SMOKE, "--out", store)
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "nsgan on ring8: nsgan v1, now v2" in err and "--rerun-stale" in err
+    assert f"nsgan on ring8: nsgan v{NSGAN_NOW}, now v{NSGAN_NOW + 1}" in err
+    assert "--rerun-stale" in err
     assert digest(store) == before
 
 
@@ -76,7 +81,7 @@ def test_rerun_stale_reruns_exactly_the_changed_group(store, capsys, nsgan_v2):
     after = read_runs(store / RUNS)
     assert not after.duplicated(KEY).any() and len(after) == len(before)
     nsgan = after["variant"] == "nsgan"
-    assert (after.loc[nsgan, "variant_version"] == 2).all()
+    assert (after.loc[nsgan, "variant_version"] == NSGAN_NOW + 1).all()
     # Every other group's rows are exactly as stored.
     pd.testing.assert_frame_equal(
         after[~nsgan].reset_index(drop=True),

@@ -171,6 +171,7 @@ def veegan_step(st: StepState) -> dict[str, Tensor]:
 BIGAN = Variant(
     name="bigan",
     label="BiGAN",
+    version=2,  # v2: groups of v1 (29b536b, 73bae40) do not re-run bitwise
     reference="donahue2017adversarial",
     make_d=pair_critic,
     extra_nets=encoder,

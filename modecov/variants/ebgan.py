@@ -158,6 +158,7 @@ ebgan_d = partial(losses.energy_margin_d, margin=MARGIN)
 EBGAN = Variant(
     name="ebgan",
     label="EBGAN",
+    version=2,  # v2: groups of v1 (29b536b, 73bae40) do not re-run bitwise
     reference="zhao2017energy",
     d_loss=ebgan_d,
     g_loss=losses.energy_g,
@@ -170,6 +171,7 @@ EBGAN = Variant(
 EBGAN_PT = Variant(
     name="ebgan_pt",
     label="EBGAN-PT",
+    version=2,  # v2: groups of v1 (29b536b, 73bae40) do not re-run bitwise
     reference="zhao2017energy",
     d_loss=ebgan_d,
     g_loss=losses.energy_g,

@@ -115,6 +115,7 @@ def spectral_norm_critic(st: StepState) -> SpectralNormMLP:
 SNGAN = Variant(
     name="sngan",
     label="SN-GAN",
+    version=2,  # v2: groups of v1 (29b536b, 73bae40) do not re-run bitwise
     reference="miyato2018spectral",
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
