@@ -226,35 +226,33 @@ def test_unknown_suite():
         suite("defualt")
 
 
-def test_default_suite_runs_every_variant_on_ring8():
+def test_default_suite_runs_every_variant_on_the_four_comparison_sets():
+    # DESIGN §9: every variant x the mixtures and the imbalanced sets, 5 seeds, 5,000 steps,
+    # batch 256, Adam 1e-4 (written out here, not read from the config under test).
     configs = suite("default")
     by_group = {(c.variant, c.dataset): c for c in configs}
-    for variant in [*VARIANTS, "true_sampler", "one_mode"]:
-        assert (variant, "ring8") in by_group, variant
-        assert len(by_group[variant, "ring8"].seeds) >= 5, variant
-        assert by_group[variant, "ring8"].steps >= 5_000, variant
-
-
-def test_core_suite_runs_every_variant_on_the_four_core_sets():
-    configs = suite("core")
-    by_group = {(c.variant, c.dataset): c for c in configs}
-    for dataset in ("ring8", "grid25", "ring8_imbalanced", "heavy_center"):
+    datasets = ("ring8", "grid25", "ring8_imbalanced", "heavy_center")
+    assert {c.dataset for c in configs} == set(datasets)
+    for dataset in datasets:
         for variant in [*VARIANTS, "true_sampler", "one_mode"]:
-            assert len(by_group[variant, dataset].seeds) >= 5, (variant, dataset)
-    # default is core's ring8 row: a default store is a start on core, not a rerun.
-    core_ids = {c.config_id for c in configs}
-    assert {c.config_id for c in suite("default")} <= core_ids
+            cfg = by_group[variant, dataset]
+            assert len(cfg.seeds) >= 5, (variant, dataset)
+            assert cfg.steps == 5_000 and cfg.batch_size == 256, (variant, dataset)
+            if cfg.variant in VARIANTS:
+                assert cfg.lr in (None, 1e-4), (variant, dataset, cfg.lr)
+    # validation's 5,000-step grid25 groups are default's: a validation store re-uses them.
+    default_ids = {c.config_id for c in configs}
     validation = suite("validation")
     assert {
         c.config_id for c in validation if c.dataset == "grid25" and c.steps == 5_000
-    } <= core_ids
+    } <= default_ids
     long = {c.variant for c in validation if c.steps == 20_000}
     assert long and long < {c.variant for c in validation}
 
 
-def test_quick_suite_is_every_variant_on_the_core_sets_with_fewer_seeds_and_steps():
-    quick, core = suite("quick"), suite("core")
-    assert {(c.variant, c.dataset) for c in quick} == {(c.variant, c.dataset) for c in core}
+def test_quick_suite_is_every_variant_on_the_default_sets_with_fewer_seeds_and_steps():
+    quick, default = suite("quick"), suite("default")
+    assert {(c.variant, c.dataset) for c in quick} == {(c.variant, c.dataset) for c in default}
     assert all(len(c.seeds) == 3 and c.steps < 5_000 for c in quick)
 
 

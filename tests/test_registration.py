@@ -98,15 +98,15 @@ def test_list_shows_them(registered, capsys):
     assert f"  {METRIC.name} " in out and "throwaway_spread ↑" in out
 
 
-@pytest.mark.parametrize("name", ["quick", "core", "paper"])
+@pytest.mark.parametrize("name", ["quick", "default", "paper"])
 def test_the_suites_of_every_variant_take_a_new_variant(registered, name):
     configs = suite(name)
     assert {c.variant for c in configs} >= {VARIANT.name, "nsgan"}
 
 
-@pytest.mark.parametrize("name", ["quick", "core", "paper"])
+@pytest.mark.parametrize("name", ["quick", "default", "paper"])
 def test_the_suites_take_a_new_dataset(registered, name):
-    # paper trains every dataset; quick and core those that declare ``comparison``.
+    # paper trains every dataset; quick and default those that declare ``comparison``.
     configs = suite(name)
     assert {(c.variant, c.dataset) for c in configs} >= {
         (VARIANT.name, DATASET.name),
