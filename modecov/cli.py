@@ -176,9 +176,11 @@ def cmd_list(_: argparse.Namespace) -> int:
         lo, hi = min(c.steps for c in cfgs), max(c.steps for c in cfgs)
         steps = f"{lo}" if lo == hi else f"{lo}-{hi}"
         print(f"  {name:<20} {len(cfgs)} groups, {seeds} seeds, {steps} steps")
-    from modecov.metricbench import NAME, SUITE
+    from modecov.metricbench import NAME, MetricSuite
 
-    print(f"  {NAME:<20} {len(SUITE.cells())} cells, {len(SUITE.seeds)} seeds, no training")
+    grid = MetricSuite()  # built now: the registry may have grown since import
+
+    print(f"  {NAME:<20} {len(grid.cells())} cells, {len(grid.seeds)} seeds, no training")
     return 0
 
 

@@ -251,13 +251,12 @@ VEEGAN's and PacGAN's tables on grid25, where 5,000 steps leave every generator 
 and on ring8 those that disagree with the papers at 5,000 steps. The check of whether a
 disagreement is protocol length."""
 QUICK_SEEDS = 3
-QUICK_STEPS = 400
+QUICK_STEPS = 300
 """The quick suite's protocol: every variant on the four sets of DESIGN's default
-comparison (``comparison_sets``), 3 seeds, 400 steps, so that the whole look fits 15 minutes
-of a 2-core CPU: the variants' steps (benchmarks/step_costs.md) add up to ~0.8 s per step at
-3 seeds, MBD's ~0.4 s of it, so ~13 min at 400 steps with the final scoring (an estimate; see
-the README's Suites). No generator has learnt a ring by then: a check that every variant runs
-and a first look at where each heads, not numbers to cite."""
+comparison (``comparison_sets``), 3 seeds, 300 steps, so that the whole look fits 15 minutes
+of a 2-core CPU: measured 12 min 54 s with the report (at 400 steps 16 min 20 s; MBD's four
+groups take 4.2 and 5.6 min of them). No generator has learnt a ring by then: a check that every
+variant runs and a first look at where each heads, not numbers to cite."""
 FAST_ADAM = MappingProxyType({"lr": 1e-3, "beta1": 0.9})
 """The fast Adam of the optim suite (the spiral article's), also a validation check."""
 VALIDATION_CHECKS = (
