@@ -21,10 +21,18 @@ from modecov.variants.mbd import (
     KERNELS,
     MinibatchDiscriminator,
     _KernelSums,
-    _tile,
     minibatch_critic,
     minibatch_features,
 )
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def path(request, monkeypatch):
+    """Run the test with the compiled CPU kernels, then with the torch path other devices
+    take (forced on CPU)."""
+    if request.param == "torch":
+        monkeypatch.setattr(mbd, "_on_host", lambda x: False)
+    return request.param
 
 
 def state(trained_head: bool = True, **overrides) -> TrainState:
@@ -59,7 +67,7 @@ def loop_features(m: torch.Tensor, group: int) -> torch.Tensor:
 
 
 def reference_features(m: torch.Tensor, group: int) -> torch.Tensor:
-    """The straightforward implementation the tiled one replaced: cdist(p=1) per block,
+    """The straightforward implementation: cdist(p=1) per block,
     differentiated by autograd."""
     S, _, kernels, width = m.shape
     parts = []
@@ -82,14 +90,14 @@ def features_and_grad(fn, m: torch.Tensor, group: int, weights: torch.Tensor):
 @pytest.mark.parametrize(
     "shape,group",
     [
-        pytest.param((2, 256, 3, 5), 256, id="batch256-4tiles"),
-        pytest.param((2, 2 * 128 + 37, 4, 5), 128, id="2x128-tiled+remainder37"),
-        pytest.param((3, 240, 2, 3), 120, id="tile60"),
-        pytest.param((1, 67, 2, 5), 67, id="prime-one-tile"),
+        pytest.param((2, 256, 3, 5), 256, id="batch256"),
+        pytest.param((2, 2 * 128 + 37, 4, 5), 128, id="2x128+remainder37"),
+        pytest.param((3, 240, 2, 3), 120, id="2x120-3dims"),
+        pytest.param((1, 67, 2, 5), 67, id="prime67"),
         pytest.param((2, 12, 3, 2), 5, id="small-blocks"),
     ],
 )
-def test_matches_the_straightforward_implementation(shape, group):
+def test_matches_the_straightforward_implementation(shape, group, path):
     g = torch.Generator().manual_seed(sum(shape) + group)
     m = torch.randn(shape, generator=g, dtype=torch.float64) * 0.7
     weights = torch.randn(*shape[:3], generator=g, dtype=torch.float64)
@@ -99,12 +107,12 @@ def test_matches_the_straightforward_implementation(shape, group):
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
 
 
-def test_ties_have_the_reference_subgradient():
+def test_ties_have_the_reference_subgradient(path):
     # Repeated points and shared coordinates: |0| has gradient 0, as in cdist's backward.
     g = torch.Generator().manual_seed(3)
     m = torch.randn(2, 128, 2, 5, generator=g, dtype=torch.float64)
-    m[:, 64:80] = m[:, :16]  # whole points repeated across tiles
-    m[:, 5:9, :, 2] = m[:, 4:5, :, 2]  # one coordinate shared within a tile
+    m[:, 64:80] = m[:, :16]  # whole points repeated
+    m[:, 5:9, :, 2] = m[:, 4:5, :, 2]  # one coordinate shared
     weights = torch.randn(2, 128, 2, generator=g, dtype=torch.float64)
     got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
     want, want_grad = features_and_grad(reference_features, m, 128, weights)
@@ -123,7 +131,7 @@ def test_widely_spread_sets_take_the_direct_path(dtype, shift):
     m[1, :64, 2] += shift
     m[:, :, 1, 0] += 1e3  # an offset changes nothing: the factors are centred per set
     x = m.permute(3, 0, 2, 1).reshape(5, 6, 128).to(dtype)
-    assert mbd._exp_factors(x)[2] == [True, True, True, True, True, False]
+    assert mbd._exp_factors(x)[2].tolist() == [True, True, True, True, True, False]
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
     got, got_grad = features_and_grad(minibatch_features, m.to(dtype), 128, weights.to(dtype))
     m = m.to(dtype).double()  # the reference sees the same rounded inputs
@@ -138,7 +146,7 @@ def test_all_sets_spread_take_the_direct_path():
     m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
     m[:, 1::2] += 100.0  # two far clusters per set, close pairs inside each
     x = m.permute(3, 0, 2, 1).reshape(5, 6, 128)
-    assert not any(mbd._exp_factors(x)[2])
+    assert not mbd._exp_factors(x)[2].any()
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
     got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
     want, want_grad = features_and_grad(reference_features, m, 128, weights)
@@ -146,7 +154,7 @@ def test_all_sets_spread_take_the_direct_path():
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
 
 
-def test_non_finite_values_stay_in_their_set():
+def test_non_finite_values_stay_in_their_set(path):
     # A diverged seed's NaN or infinity spoils its own kernels' features, as in cdist,
     # and nothing else.
     g = torch.Generator().manual_seed(7)
@@ -159,7 +167,7 @@ def test_non_finite_values_stay_in_their_set():
     torch.testing.assert_close(got[finite], want[finite], rtol=1e-12, atol=1e-12)
 
 
-def test_float32_matches_the_reference():
+def test_float32_matches_the_reference(path):
     g = torch.Generator().manual_seed(4)
     m = torch.randn(2, 256, 4, 5, generator=g)
     weights = torch.randn(2, 256, 4, generator=g)
@@ -169,41 +177,46 @@ def test_float32_matches_the_reference():
     torch.testing.assert_close(got_grad.double(), want_grad, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("n,tile", [(6, 6), (6, 3), (6, 2), (8, 2)])
-def test_kernel_sums_gradcheck(n, tile):
-    # The hand-written backward, on every tiling of a small grid.
-    g = torch.Generator().manual_seed(n * tile)
-    x = torch.randn(3, 2, n, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: _KernelSums.apply(t, tile), (x,))
+@pytest.mark.parametrize("n,spread", [(6, 1.0), (9, 1.0), (6, 300.0)])
+def test_kernel_sums_gradcheck(n, spread, path):
+    # The hand-written backward; spread 300 sends set 1 down the exp path (float64).
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(3, 2, n, generator=g, dtype=torch.float64)
+    x[:, 1, ::2] += spread
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(_KernelSums.apply, (x,))
 
 
-def test_tile_sizes():
-    assert _tile(256) == 64 and _tile(200) == 50 and _tile(130) == 26
-    assert _tile(64) == 64 and _tile(67) == 67 and _tile(2 * 67) == 134  # one tile
-
-
-@pytest.mark.parametrize(
-    "chunk",
-    [
-        pytest.param(1, id="one-set-per-chunk"),
-        pytest.param(4 * 3 * 64 * 64, id="4-sets-last-chunk-short"),
-        pytest.param(1 << 30, id="all-sets-in-one-chunk"),
-    ],
-)
-def test_chunk_size_does_not_change_results(monkeypatch, chunk):
-    # 2 seeds x 3 kernels = 6 sets of 128 points: tile 64, 3 tile pairs of 64 x 64 each.
+def test_torch_path_chunks_do_not_change_results(monkeypatch):
+    # 2 seeds x 3 kernels = 6 sets of 128 points, in chunks of one, of four (the last
+    # short) and all six sets.
     g = torch.Generator().manual_seed(5)
     m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
-    m[1, :64, 2] += 100.0  # one set too spread for the exp-free path, among fast ones
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
-    want, want_grad = features_and_grad(minibatch_features, m, 128, weights)
-    monkeypatch.setattr(mbd, "CHUNK_ELEMENTS", chunk)
-    got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
-    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=0)
+    monkeypatch.setattr(mbd, "_on_host", lambda x: False)
+    results = []
+    for sets in (1, 4, 6):
+        monkeypatch.setattr(mbd, "TORCH_CHUNK", sets * 5 * 128 * 128)
+        assert len(mbd._torch_chunks(torch.empty(5, 6, 128))) == -(-6 // sets)
+        results.append(features_and_grad(minibatch_features, m, 128, weights))
+    for got, got_grad in results[1:]:
+        torch.testing.assert_close(got, results[0][0], rtol=0, atol=0)
+        torch.testing.assert_close(got_grad, results[0][1], rtol=0, atol=0)
     ref, ref_grad = features_and_grad(reference_features, m, 128, weights)
-    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(got_grad, ref_grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(results[0][0], ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(results[0][1], ref_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_kernels_agree_with_the_torch_path_in_float32(monkeypatch):
+    # The two paths round differently but compute the same sums.
+    g = torch.Generator().manual_seed(9)
+    m = torch.randn(2, 256, 6, 5, generator=g) * 0.5
+    weights = torch.randn(2, 256, 6, generator=g)
+    got, got_grad = features_and_grad(minibatch_features, m, 256, weights)
+    monkeypatch.setattr(mbd, "_on_host", lambda x: False)
+    want, want_grad = features_and_grad(minibatch_features, m, 256, weights)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-3)
 
 
 def test_no_second_derivative():
@@ -323,8 +336,8 @@ def test_seeds_together_equal_separate_runs_float64_small():
 
 
 def test_steps_match_the_straightforward_layer_float64(monkeypatch):
-    # A few training steps with the tiled layer against the same steps with the cdist
-    # implementation (autograd's gradient), at a batch with several tiles.
+    # A few training steps with the layer against the same steps with the cdist
+    # implementation (autograd's gradient), at a batch of 128.
     from modecov.steps import standard_step
 
     fast = state(trained_head=False, batch_size=128, hidden=16, depth=2)
