@@ -130,7 +130,7 @@ def test_widely_spread_sets_take_the_direct_path(dtype, shift):
     # hundred (float32), with close pairs inside each cluster.
     m[1, :64, 2] += shift
     m[:, :, 1, 0] += 1e3  # an offset changes nothing: the factors are centred per set
-    x = m.permute(3, 0, 2, 1).reshape(5, 6, 128).to(dtype)
+    x = m.permute(0, 2, 3, 1).reshape(6, 5, 128).to(dtype)
     assert mbd._exp_factors(x)[2].tolist() == [True, True, True, True, True, False]
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
     got, got_grad = features_and_grad(minibatch_features, m.to(dtype), 128, weights.to(dtype))
@@ -145,7 +145,7 @@ def test_all_sets_spread_take_the_direct_path():
     g = torch.Generator().manual_seed(8)
     m = torch.randn(2, 128, 3, 5, generator=g, dtype=torch.float64)
     m[:, 1::2] += 100.0  # two far clusters per set, close pairs inside each
-    x = m.permute(3, 0, 2, 1).reshape(5, 6, 128)
+    x = m.permute(0, 2, 3, 1).reshape(6, 5, 128)
     assert not mbd._exp_factors(x)[2].any()
     weights = torch.randn(2, 128, 3, generator=g, dtype=torch.float64)
     got, got_grad = features_and_grad(minibatch_features, m, 128, weights)
@@ -181,8 +181,8 @@ def test_float32_matches_the_reference(path):
 def test_kernel_sums_gradcheck(n, spread, path):
     # The hand-written backward; spread 300 sends set 1 down the exp path (float64).
     g = torch.Generator().manual_seed(n)
-    x = torch.randn(3, 2, n, generator=g, dtype=torch.float64)
-    x[:, 1, ::2] += spread
+    x = torch.randn(2, 3, n, generator=g, dtype=torch.float64)
+    x[1, :, ::2] += spread
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(_KernelSums.apply, (x,))
 
@@ -197,7 +197,7 @@ def test_torch_path_chunks_do_not_change_results(monkeypatch):
     results = []
     for sets in (1, 4, 6):
         monkeypatch.setattr(mbd, "TORCH_CHUNK", sets * 5 * 128 * 128)
-        assert len(mbd._torch_chunks(torch.empty(5, 6, 128))) == -(-6 // sets)
+        assert len(mbd._torch_chunks(torch.empty(6, 5, 128))) == -(-6 // sets)
         results.append(features_and_grad(minibatch_features, m, 128, weights))
     for got, got_grad in results[1:]:
         torch.testing.assert_close(got, results[0][0], rtol=0, atol=0)

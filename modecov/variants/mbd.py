@@ -3,16 +3,18 @@ for each sample, how close it is to the other samples of its minibatch.
 
 The layer costs O(B² · kernels · kernel_dim) per pass, elementwise work that no matrix
 product does. ``minibatch_features`` computes it exactly with a hand-written backward. On
-CPU two kernels compiled by numba walk each point set's pair grid row by row with every
-pair's dimensions in registers and no exp over the grid (a product of per-point factors):
-at the shared batch of 256 (5 seeds, ring8, one thread) a step costs 0.21 s, 13 NS-GAN
-steps (``benchmarks/step_costs.md``, which gives its floor), where the best eager-PyTorch
-version (a tiled symmetric grid in L2-sized chunks) took 0.66 s (38 to 43) and cdist with
-autograd several times that. Other devices run the same sums in torch.
+CPU two kernels compiled by numba walk each point set's pair grid row by row, with every
+pair's dimensions in registers, the rows' points in vector lanes and no exp over the grid
+(a product of per-point factors): at the shared batch of 256 (5 seeds, ring8, one thread)
+a step costs 0.14 s, 9 to 10 NS-GAN steps (``benchmarks/step_costs.md``, which gives its
+floor), where the best eager-PyTorch version (a tiled symmetric grid in L2-sized chunks)
+took 0.66 s (38 to 43) and cdist with autograd several times that. Other devices run the
+same sums in torch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -40,13 +42,13 @@ T_INIT_STD = 0.05
 
 
 FAST_SPREAD = 0.6
-"""A point set takes the exp-free pair weights (``_row_weights``) when its spread (the sum
+"""A point set takes the exp-free pair weights (``_kernels``) when its spread (the sum
 over the kernel's dimensions of each one's range) is at most this share of log(dtype max):
 53 in float32, 425 in float64. Its factors then stay within e^{±0.9 log(max)}, clear of
 overflow and of subnormals."""
 
 TORCH_CHUNK = 1 << 24
-"""Entries of the (C, sets, n, n) differences the torch path holds at once (64 MB in
+"""Entries of the (sets, C, n, n) differences the torch path holds at once (64 MB in
 float32): a chunk of at least one set."""
 
 
@@ -56,158 +58,150 @@ def _on_host(x: Tensor) -> bool:
     return x.device.type == "cpu"
 
 
-@numba.njit(nogil=True, cache=False)
-def _row_weights(x, w, s, fast, p, j, e):  # pragma: no cover - compiled
-    """e[i] = E_ij = exp(−Σ_c |x_cpi − x_cpj|) for every i of set p.
+@functools.cache
+def _kernels(C: int):
+    """The compiled forward and backward of ``_KernelSums`` for points of C dimensions. C is
+    a constant of the compiled code, so the loop over a pair's dimensions unrolls and the
+    loop over i, innermost, runs in vector registers.
 
-    A fast set (``_exp_factors``) uses, per dimension,
-    exp(−|x_i − x_j|) = e^{x'_i} e^{x'_j} min(e^{−2x'_i}, e^{−2x'_j}) (x' = x − m for any m):
-    E_ij = s_i s_j Π_c min(w_ic, w_jc), products in that order, no exp over the grid. A set
-    too spread for that (or with a NaN or an infinity) takes the exp of the summed
-    distances."""
-    C, _, n = x.shape
-    if fast:
-        sp = s[p]
-        sj = sp[j]
-        for i in range(n):
-            e[i] = sp[i] * sj
+    Each set p's grid is walked row j by row j, E_ij computed for every i:
+    a fast set (``_exp_factors``) uses, per dimension,
+    exp(−|x_i − x_j|) = e^{x'_i} e^{x'_j} min(e^{−2x'_i}, e^{−2x'_j}) (x' = x − m for any m),
+    so E_ij = s_i s_j Π_c min(w_ic, w_jc), products in that order, no exp over the grid; a
+    set too spread for that (or with a NaN or an infinity) takes the exp of the summed
+    distances. Each i sums over j in order, whatever the vector width."""
+
+    @numba.njit(nogil=True, cache=False, inline="always")
+    def fast_weight(w, s, i, j):  # pragma: no cover - compiled
+        v = s[i] * s[j]
         for c in range(C):
-            wc = w[c, p]
-            wj = wc[j]
-            for i in range(n):
-                a = wc[i]
-                e[i] *= a if a < wj else wj
-    else:
-        for i in range(n):
-            e[i] = 0.0
+            a, b = w[c, i], w[c, j]
+            v *= a if a < b else b
+        return v
+
+    @numba.njit(nogil=True, cache=False, inline="always")
+    def exact_weight(x, i, j):  # pragma: no cover - compiled
+        d = abs(x[0, i] - x[0, j])
+        for c in range(1, C):
+            d += abs(x[c, i] - x[c, j])
+        return math.exp(-d)
+
+    @numba.njit(nogil=True, cache=False, inline="always")
+    def spread_grad(x, gx, t, i, j):  # pragma: no cover - compiled
+        # gx_ci −= t sign(x_ci − x_cj); sign(0) = 0 as for cdist, NaN for a NaN difference.
         for c in range(C):
-            xc = x[c, p]
-            xj = xc[j]
-            for i in range(n):
-                e[i] += abs(xc[i] - xj)
-        for i in range(n):
-            e[i] = math.exp(-e[i])
+            a, y = x[c, i], x[c, j]
+            gx[c, i] -= t if a > y else (-t if a < y else (a - y) * t)
 
-
-@numba.njit(nogil=True, cache=False)
-def _sums_forward(x, w, s, fast, out, e):  # pragma: no cover - compiled
-    """out[p, i] = Σ_j E_ij, j in order, for (C, P, n) x; e is an (n,) scratch row."""
-    _, P, n = x.shape
-    for p in range(P):
-        o = out[p]
-        for i in range(n):
-            o[i] = 0.0
-        for j in range(n):
-            _row_weights(x, w, s, fast[p], p, j, e)
+    @numba.njit(nogil=True, cache=False)
+    def forward(x, w, s, fast, out):  # pragma: no cover - compiled
+        P, _, n = x.shape
+        for p in range(P):
+            xp, wp, sp, o = x[p], w[p], s[p], out[p]
             for i in range(n):
-                o[i] += e[i]
+                o[i] = 0.0
+            for j in range(n):
+                if fast[p]:
+                    for i in range(n):
+                        o[i] += fast_weight(wp, sp, i, j)
+                else:
+                    for i in range(n):
+                        o[i] += exact_weight(xp, i, j)
 
-
-@numba.njit(nogil=True, cache=False)
-def _sums_backward(x, w, s, fast, grad, gx, e):  # pragma: no cover - compiled
-    """gx[c, p, i] = −Σ_j (g_pi + g_pj) E_ij sign(x_cpi − x_cpj), j in order; sign(0) = 0
-    as for cdist (a NaN difference gives NaN, as sign does)."""
-    C, P, n = x.shape
-    for p in range(P):
-        gp = grad[p]
-        for c in range(C):
-            gc = gx[c, p]
-            for i in range(n):
-                gc[i] = 0.0
-        for j in range(n):
-            _row_weights(x, w, s, fast[p], p, j, e)
-            gj = gp[j]
-            for i in range(n):
-                e[i] *= gp[i] + gj
+    @numba.njit(nogil=True, cache=False)
+    def backward(x, w, s, fast, grad, gx):  # pragma: no cover - compiled
+        P, _, n = x.shape
+        for p in range(P):
+            xp, wp, sp, gp, gxp = x[p], w[p], s[p], grad[p], gx[p]
             for c in range(C):
-                xc = x[c, p]
-                gc = gx[c, p]
-                xj = xc[j]
                 for i in range(n):
-                    a = xc[i]
-                    t = e[i]
-                    gc[i] -= t if a > xj else (-t if a < xj else (a - xj) * t)
+                    gxp[c, i] = 0.0
+            for j in range(n):
+                gj = gp[j]
+                if fast[p]:
+                    for i in range(n):
+                        spread_grad(xp, gxp, fast_weight(wp, sp, i, j) * (gp[i] + gj), i, j)
+                else:
+                    for i in range(n):
+                        spread_grad(xp, gxp, exact_weight(xp, i, j) * (gp[i] + gj), i, j)
+
+    return forward, backward
 
 
 def _torch_weights(x: Tensor) -> Tensor:
-    """(p, n, n) E_ij = exp(−‖x_i − x_j‖₁) of (C, p, n) x, by broadcasting."""
-    return (x[..., :, None] - x[..., None, :]).abs_().sum(0).neg_().exp_()
+    """(p, n, n) E_ij = exp(−‖x_i − x_j‖₁) of (p, C, n) x, by broadcasting."""
+    return (x[..., :, None] - x[..., None, :]).abs_().sum(1).neg_().exp_()
 
 
 def _torch_chunks(x: Tensor) -> list[slice]:
-    """Slices of x's (C, P, n) sets whose pair differences fit in TORCH_CHUNK entries."""
-    C, P, n = x.shape
+    """Slices of x's (P, C, n) sets whose pair differences fit in TORCH_CHUNK entries."""
+    P, C, n = x.shape
     rows = max(1, TORCH_CHUNK // (C * n * n))
     return [slice(start, start + rows) for start in range(0, P, rows)]
 
 
 class _KernelSums(torch.autograd.Function):
-    """``o_pi = Σ_j exp(−Σ_c |x_cpi − x_cpj|)`` for (C, P, n) points x: P point sets (one per
-    seed, minibatch and kernel) of n points in C dimensions, one (P, n) plane per dimension.
+    """``o_pi = Σ_j exp(−Σ_c |x_pci − x_pcj|)`` for (P, C, n) points x: P point sets (one per
+    seed, minibatch and kernel) of n points in C dimensions, one row per dimension.
 
-    On CPU it runs two compiled kernels (numba): each set's grid row by row, every pair's C
-    dimensions in registers, nothing of the (P, n, n) grid in memory. Backward recomputes
-    E and uses ∂o_i/∂x_ic = −Σ_j E_ij sign(x_ic − x_jc) and its mirror term, so with
-    g = ∂L/∂o: ∂L/∂x_ic = −Σ_j (g_i + g_j) E_ij sign(x_ic − x_jc), sign(0) = 0 as for
-    cdist (the self term has no gradient). The loops run over i innermost, each i's sum
-    over j in order, so the result does not depend on the CPU's vector width. On other
-    devices it runs the same sums in torch, chunk by chunk of sets, with no host read.
+    On CPU it runs the two compiled kernels of ``_kernels``: each set's grid row by row,
+    every pair's C dimensions in registers, nothing of the (P, n, n) grid in memory.
+    Backward recomputes E and uses ∂o_i/∂x_ic = −Σ_j E_ij sign(x_ic − x_jc) and its mirror
+    term, so with g = ∂L/∂o: ∂L/∂x_ic = −Σ_j (g_i + g_j) E_ij sign(x_ic − x_jc), sign(0) = 0
+    as for cdist (the self term has no gradient). On other devices it runs the same sums in
+    torch, chunk by chunk of sets, with no host read.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        C, P, n = x.shape
+        P, C, n = x.shape
         ctx.save_for_backward(x)
+        out = x.new_empty(P, n)
         if _on_host(x):
             x = x.detach().contiguous()
             w, s, fast = _exp_factors(x)
-            out = x.new_empty(P, n)
-            e = x.new_empty(n)
-            _sums_forward(x.numpy(), w.numpy(), s.numpy(), fast.numpy(), out.numpy(), e.numpy())
+            _kernels(C)[0](x.numpy(), w.numpy(), s.numpy(), fast.numpy(), out.numpy())
             ctx.factors = (w, s, fast)
             return out
-        out = x.new_empty(P, n)
         for k in _torch_chunks(x):
-            torch.sum(_torch_weights(x[:, k]), -1, out=out[k])
+            torch.sum(_torch_weights(x[k]), -1, out=out[k])
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor]:
         (x,) = ctx.saved_tensors
-        C, P, n = x.shape
+        P, C, n = x.shape
         grad = grad.contiguous()
-        gx = x.new_empty(C, P, n)
+        gx = x.new_empty(P, C, n)
         if _on_host(x):
-            w, s, fast = ctx.factors
-            e = x.new_empty(n)
-            arrays = (x.detach().contiguous(), w, s, fast, grad, gx, e)
-            _sums_backward(*(t.numpy() for t in arrays))
+            arrays = (x.detach().contiguous(), *ctx.factors, grad, gx)
+            _kernels(C)[1](*(t.numpy() for t in arrays))
             return (gx,)
         for k in _torch_chunks(x):
-            xk, gk = x[:, k], grad[k]
+            xk, gk = x[k], grad[k]
             m = _torch_weights(xk).mul_(gk[:, :, None] + gk[:, None, :])
-            m = (xk[..., :, None] - xk[..., None, :]).sign_().mul_(m)
-            torch.sum(m, -1, out=gx[:, k]).neg_()
+            m = (xk[..., :, None] - xk[..., None, :]).sign_().mul_(m[:, None])
+            torch.sum(m, -1, out=gx[k]).neg_()
         return (gx,)
 
 
 def _exp_factors(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """w = exp(−2x') (C, P, n) and s = exp(Σ_c x') (P, n) of (C, P, n) x centred per set
+    """w = exp(−2x') (P, C, n) and s = exp(Σ_c x') (P, n) of (P, C, n) x centred per set
     and dimension (x' = x − midrange), and (P,) whether each set's spread Σ_c range_c is
     small enough for them not to overflow (never for a set with a NaN or an infinity)."""
     lo, hi = x.amin(-1, keepdim=True), x.amax(-1, keepdim=True)
     centred = x - (lo + hi) / 2
-    spread = (hi - lo).sum(0).flatten()
+    spread = (hi - lo).sum(1).flatten()
     fast = spread <= FAST_SPREAD * math.log(torch.finfo(x.dtype).max)
-    return (-2 * centred).exp(), centred.sum(0).exp(), fast
+    return (-2 * centred).exp(), centred.sum(1).exp(), fast
 
 
 def _block_features(block: Tensor) -> Tensor:
     """(S, G, n, kernels) features of (S, G, n, kernels, kernel_dim) projections, G
     minibatches of n rows each."""
     S, G, n, kernels, width = block.shape
-    x = block.permute(4, 0, 1, 3, 2).reshape(width, S * G * kernels, n)
+    x = block.permute(0, 1, 3, 4, 2).reshape(S * G * kernels, width, n)
     o = _KernelSums.apply(x)
     return o.view(S, G, kernels, n).transpose(2, 3)
 
@@ -369,7 +363,7 @@ MBD = Variant(
     d_loss=losses.bce_d,
     g_loss=losses.nonsaturating_g,
     make_d=minibatch_critic,
-    relative_cost=13.0,
+    relative_cost=9.5,
     # v3: the compiled CPU kernels sum each point's row in order, where the v2 torch code
     # summed tiles of the symmetric grid: the float32 rounding, and so the samples, moved.
     # v2: the minibatch layer's rewrites since the v1 groups were run (tiled, chunked pair
