@@ -17,6 +17,10 @@ seed and ratios 0.14 to 0.18. Measured in the 1.31 s run: kid 0.030, vendi 0.140
 ndb 0.037 s per seed, 0.23 s in all, a ratio of 0.175. ``REFERENCE_EXISTING_S`` is re-measured
 when the existing scoring's cost changes: a faster existing scoring tightens the bar (never
 passing a new cost above 0.5 s), a slower one would loosen it.
+
+It also prints each metric's own cost per seed and the whole final scoring's (issue 12 asks
+0.5 s per seed of it; the README's Suites section gives the figures and why exact ``w2``,
+``prdc`` and ``mmd2`` at their sample caps stay above that).
 """
 
 from __future__ import annotations
@@ -60,21 +64,25 @@ def _measure() -> dict:
     fake_large = large_samples(cfg, data, None, evaluation.n_large)
     real_large = evaluation.real_large(evaluation.n_large)
     old = [m.name for m in metrics.METRICS.values() if m.kind == "samples" and m.name not in NEW]
+    spread = [m.name for m in metrics.METRICS.values() if m.kind == "distribution"]
+    on_samples = partial(metrics.score_samples, fake=samples, real=real, data=data)
+    on_large = partial(metrics.score_distribution, fake=fake_large, real=real_large, data=data)
 
     def existing() -> None:
-        metrics.score_samples(fake=samples, real=real, data=data, names=old)
-        metrics.score_distribution(fake=fake_large, real=real_large, data=data)
+        on_samples(names=old)
+        on_large()
 
     def timed(fn) -> float:
         start = time.perf_counter()
         fn()
         return (time.perf_counter() - start) / SEEDS
 
-    best = {"existing": float("inf"), **{n: float("inf") for n in NEW}}
+    runs = {"existing": existing}
+    runs |= {name: partial(on_samples, names=[name]) for name in old + list(NEW)}
+    runs |= {name: partial(on_large, names=[name]) for name in spread}
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(ROUNDS):
-        best["existing"] = min(best["existing"], timed(existing))
-        for name in NEW:
-            run = partial(metrics.score_samples, fake=samples, real=real, data=data, names=[name])
+        for name, run in runs.items():
             best[name] = min(best[name], timed(run))
     return best
 
@@ -96,7 +104,7 @@ def test_new_metrics_cost_per_seed(benchmark):
     ratio = new / best["existing"]
     benchmark.extra_info.update(
         existing_s_per_seed=best["existing"], new_s_per_seed=new, ratio=ratio, bar=BAR,
-        **{f"{n}_s_per_seed": best[n] for n in NEW},
+        **{f"{n}_s_per_seed": t for n, t in best.items() if n != "existing"},
         **{f"{n}_ratio": best[n] / best["existing"] for n in NEW},
     )  # fmt: skip
     print(
@@ -104,6 +112,9 @@ def test_new_metrics_cost_per_seed(benchmark):
         f"{best['existing']:.3f} s/seed; new {new:.3f} s/seed = {ratio:.3f} of it (bar {BAR:.3f}, "
         f"0.5 s at the reference machine's {REFERENCE_EXISTING_S} s)\n  "
         + ", ".join(f"{n} {best[n]:.3f} s ({best[n] / best['existing']:.3f})" for n in NEW)
+        + f"\n  final scoring in all {best['existing'] + new:.3f} s/seed (issue 12 asks 0.5 s)"
+        + "\n  each metric alone, s/seed: "
+        + ", ".join(f"{n} {t:.3f}" for n, t in best.items() if n != "existing")
     )
     assert ratio <= BAR
 

@@ -254,8 +254,8 @@ QUICK_SEEDS = 3
 QUICK_STEPS = 300
 """The quick suite's protocol: every variant on the four sets of DESIGN's default
 comparison (``comparison_sets``), 3 seeds, 300 steps, so that the whole look fits 15 minutes
-of a 2-core CPU: measured 12 min 54 s with the report (at 400 steps 16 min 20 s), when MBD's
-four groups took 4.2 min of it, before its compiled kernels cut its step 4.9 times. No
+of a 2-core CPU: measured 9 min 18 s with the report (12 min 54 s before MBD's compiled
+kernels, when its four groups took 4.2 min of it; 16 min 20 s at 400 steps). No
 generator has learnt a ring by then: a check that every variant runs and a first look at
 where each heads, not numbers to cite."""
 FAST_ADAM = MappingProxyType({"lr": 1e-3, "beta1": 0.9})
@@ -310,8 +310,8 @@ _SUITES: dict[str, Callable[[], tuple[RunConfig, ...]]] = {
     ),
     # DESIGN §9: every variant on the mixtures and the imbalanced sets (``comparison_sets``),
     # at the 5,000 steps where NS-GAN learns ring8 (median HQ 0.71; 0.42 at 2,000 and 0.57
-    # at 3,000). 3 h 41 min on a 2-core CPU before MBD's compiled kernels; about 2 h 20 with
-    # them, from the groups' measured times (README, Suites).
+    # at 3,000). 2 h 24 min on a 2-core CPU, measured end to end (3 h 41 min before MBD's
+    # compiled kernels; README, Suites).
     "default": lambda: grid_configs(
         variants=tuple(VARIANTS), datasets=comparison_sets(), seeds=tuple(range(5)), steps=5_000,
     ),
