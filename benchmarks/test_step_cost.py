@@ -6,8 +6,9 @@ other variant at most its count of network passes (``passes`` below). The table 
 are met. The benchmark asserts what a variant can reach: its passes with ``PASS_SLACK`` for
 measurement noise and the small elementwise work a variant adds (or the issue's bar when
 higher), and for work that is not network passes a bar from its floor (``OWN_WORK``,
-``FLOORS``): the 8x bar of ``unrolled`` lies below its own 8.5 passes, and MBD's 6x needs
-its pair grid's symmetry beside its compiled kernels. A step is the trainer's
+``FLOORS``: MBD's pair grid, GDPP's eigendecompositions, the unrolled critic's elementwise
+double backward). The 8x bar of ``unrolled`` lies below its own 8.5 passes, and MBD's 6x
+needs its pair grid's symmetry beside its compiled kernels. A step is the trainer's
 (``variant.step`` or ``steps.standard_step``) on ring8 with 5 seeds, batch 256, float32, one
 torch thread, in a fresh process with the trainer's allocator settings. In each of ``ROUNDS``
 rounds every variant runs a burst of steps right after a burst of NS-GAN steps, both timed in
@@ -54,10 +55,13 @@ BARS = {"mbd": 6.0, "unrolled": 8.0, "wgan_gp": 5.0, "gmmn": 1.5}
 PASS_SLACK = 1.25
 """Every variant: at most its passes (at least NS-GAN's one) times this, or its issue bar
 when that is higher; this is what the benchmark asserts."""
-OWN_WORK = {"mbd": 12.0, "gdpp": 2.5}
+OWN_WORK = {"mbd": 12.0, "gdpp": 2.5, "unrolled": 13.5}
 """Asserted bars of variants whose extra work is not network passes (``FLOORS``): MBD's pair
 grid (the compiled kernels' 9-10x, with room for a busy machine; the issue's 6x needs the
-grid's symmetry as well) and GDPP's two eigendecompositions per seed."""
+grid's symmetry as well), GDPP's two eigendecompositions per seed, and the unrolled
+critic's elementwise double backward (about 3 NS-GAN steps beside its 8.5 passes: 11.6x
+measured on an idle machine, with room for a busy one). These guard against regressions;
+the table still shows the issue's bars, met or not."""
 HERE = Path(__file__).resolve()
 TABLE = HERE.with_name("step_costs.md")
 
@@ -82,8 +86,12 @@ FLOORS = {
         "step's real batch is a constant for G and is left out. The 8x bar is below this "
         "floor. It runs its passes slower than NS-GAN does: its double backward adds "
         "elementwise work per pass (the masks applied twice, gradient sums, the unrolled Adam "
-        "arithmetic), and its graph (80 MB of tensors saved for G's backward) streams through "
-        "memory, which other jobs on the machine slow down more than NS-GAN's step."
+        "arithmetic; a profile of the step: 46% in matrix products, LeakyReLU's backward "
+        "18 ms, adds 13 ms, multiplies 8 ms, together about 3 NS-GAN steps), and its graph "
+        "(80 MB of tensors saved for G's backward) streams through memory, which other jobs "
+        "on the machine slow down more than NS-GAN's step. The benchmark asserts 13.5x "
+        "(passes plus that elementwise work, with room); fusing the double backward's "
+        "elementwise work would bring it toward its 8.5 passes, still above the 8x bar."
     ),
     "wgan_gp": (
         "{passes:.2f} passes: 5 critic updates of 11 (the generator's forward, the critic's "
@@ -233,8 +241,8 @@ def table(result: dict) -> str:
         "rounds of the step's time over NS-GAN's timed just before it. *passes*: the step's "
         "matrix-product FLOPs over NS-GAN's. *issue bar*: issue 12's, where it sets one. "
         f"*bar*: what the benchmark asserts, passes (at least 1) x {PASS_SLACK} or the issue's "
-        "bar when higher, or a floor-based bar for work that is not network passes (mbd, gdpp; "
-        "see the floors below).",
+        "bar when higher, or a floor-based bar for work that is not network passes (mbd, gdpp, "
+        "unrolled; see the floors below).",
         "",
         "| variant | ms / step | x NS-GAN | passes | issue bar | bar | |",
         "|---|---:|---:|---:|---:|---:|---|",
